@@ -1,0 +1,122 @@
+//! The cursor shared by SCAN, HSCAN, SSCAN and ZSCAN.
+//!
+//! A cursor is a position in the order of a fixed-key hash of each element, so it does
+//! not depend on how a node's tables happen to be laid out: it stays valid across
+//! rehashes and on another node after a failover. Elements present for the whole
+//! iteration are returned exactly once. A page costs a pass over the collection.
+
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+
+use bytes::Bytes;
+
+use super::args::{is, parse_count};
+use crate::error::CmdError;
+use crate::glob;
+use crate::reply::Reply;
+
+pub struct ScanOpts {
+    pub cursor: u64,
+    pub count: usize,
+    pub pattern: Option<Bytes>,
+    pub type_name: Option<String>,
+    pub novalues: bool,
+}
+
+/// Parses `cursor [MATCH p] [COUNT n] [TYPE t] [NOVALUES]`; `allow` names the options the
+/// command accepts besides MATCH and COUNT.
+pub fn parse(cursor: &[u8], opts: &[Bytes], allow_type: bool, allow_novalues: bool) -> Result<ScanOpts, CmdError> {
+    let cursor = std::str::from_utf8(cursor)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let mut o = ScanOpts {
+        cursor,
+        count: 10,
+        pattern: None,
+        type_name: None,
+        novalues: false,
+    };
+    let mut i = 0;
+    while i < opts.len() {
+        let has_value = i + 1 < opts.len();
+        if is(&opts[i], "match") && has_value {
+            o.pattern = Some(opts[i + 1].clone()).filter(|p| &p[..] != b"*");
+            i += 2;
+        } else if is(&opts[i], "count") && has_value {
+            o.count = parse_count(&opts[i + 1], CmdError::NotInteger)?;
+            if o.count < 1 {
+                return Err(CmdError::Syntax);
+            }
+            i += 2;
+        } else if is(&opts[i], "type") && has_value && allow_type {
+            o.type_name = Some(String::from_utf8_lossy(&opts[i + 1]).to_lowercase());
+            i += 2;
+        } else if is(&opts[i], "novalues") && allow_novalues {
+            o.novalues = true;
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    Ok(o)
+}
+
+fn position(key: &[u8]) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
+}
+
+/// One page: the elements at or after the cursor in hash order (at least `count` of
+/// them unless the end is reached) and the next cursor (0 when done). MATCH filters the
+/// page after it is chosen, as in Redis.
+pub fn page<'a, T>(items: impl Iterator<Item = (&'a Bytes, T)>, o: &ScanOpts) -> (u64, Vec<(&'a Bytes, T)>) {
+    let mut candidates: Vec<(u64, &'a Bytes, T)> = items
+        .map(|(k, v)| (position(k), k, v))
+        .filter(|(h, _, _)| *h >= o.cursor)
+        .collect();
+    let next = if candidates.len() > o.count {
+        candidates.select_nth_unstable_by_key(o.count, |c| c.0);
+        let boundary = candidates[o.count].0;
+        // Never split elements that share a position.
+        let (mut page, rest): (Vec<_>, Vec<_>) = candidates.into_iter().partition(|c| c.0 < boundary);
+        let next = rest.iter().map(|c| c.0).filter(|&h| h > boundary).min();
+        page.extend(rest.into_iter().filter(|c| c.0 == boundary));
+        candidates = page;
+        next.unwrap_or(0)
+    } else {
+        0
+    };
+    candidates.sort_by_key(|c| c.0);
+    let out = candidates
+        .into_iter()
+        .filter(|(_, k, _)| o.pattern.as_ref().is_none_or(|p| glob::matches(p, k)))
+        .map(|(_, k, v)| (k, v))
+        .collect();
+    (next, out)
+}
+
+pub fn reply(next: u64, items: Vec<Reply>) -> Reply {
+    Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(items)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_iteration_returns_every_element_once() {
+        let keys: Vec<Bytes> = (0..1000).map(|i| Bytes::from(format!("k{i}"))).collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut o = parse(b"0", &[], false, false).unwrap();
+        loop {
+            let (next, page) = page(keys.iter().map(|k| (k, ())), &o);
+            for (k, _) in page {
+                assert!(seen.insert(k.clone()), "{k:?} returned twice");
+            }
+            if next == 0 {
+                break;
+            }
+            o.cursor = next;
+        }
+        assert_eq!(seen.len(), keys.len());
+    }
+}

@@ -1,0 +1,347 @@
+//! `Node`: owns the keyspace. Reads run against it directly; a write command becomes an
+//! `Op` (its time and random choices resolved here, before logging) and changes the
+//! keyspace only through `store::apply`. After each op the node wakes clients blocked
+//! on the keys it touched and marks WATCHes on them dirty.
+//!
+//! `submit` is the seam where the replicated log goes: today it applies at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::Notify;
+
+use crate::cmd::{self, ReadCtx, Run, Spec};
+use crate::config::Config;
+use crate::error::CmdError;
+use crate::pubsub::PubSub;
+use crate::reply::Reply;
+use crate::server::client::Clients;
+use crate::store::{self, Effects, Keyspace, Op, OpKind, Touch};
+
+/// Wall-clock time, injected so tests and simulations can control it.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> u64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    }
+}
+
+/// A WATCH: set dirty when any watched key changes.
+pub type WatchFlag = Arc<AtomicBool>;
+
+#[derive(Default)]
+pub struct Stats {
+    pub connections_received: AtomicU64,
+    pub commands_processed: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub expired_keys: AtomicU64,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+    pub pubsub_messages: AtomicU64,
+}
+
+impl Stats {
+    pub fn reset(&self) {
+        for c in [
+            &self.connections_received,
+            &self.commands_processed,
+            &self.rejected_connections,
+            &self.expired_keys,
+            &self.net_input_bytes,
+            &self.net_output_bytes,
+            &self.pubsub_messages,
+        ] {
+            c.store(0, Relaxed);
+        }
+    }
+}
+
+struct State {
+    ks: Keyspace,
+    watches: HashMap<(usize, Bytes), Vec<WatchFlag>>,
+    blocked: HashMap<(usize, Bytes), Vec<Arc<Notify>>>,
+    rng: SmallRng,
+}
+
+pub struct Node {
+    state: Mutex<State>,
+    pub config: Mutex<Config>,
+    pub pubsub: PubSub,
+    pub clients: Clients,
+    pub stats: Stats,
+    clock: Arc<dyn Clock>,
+    pub started: Instant,
+    pub started_unix_s: u64,
+    pub run_id: String,
+    pub databases: usize,
+}
+
+/// Delivers PUBLISH ops to this node's subscribers.
+struct NodeEffects<'a>(&'a Node);
+
+impl Effects for NodeEffects<'_> {
+    fn publish(&self, channel: &Bytes, message: &Bytes) -> i64 {
+        self.0.stats.pubsub_messages.fetch_add(1, Relaxed);
+        self.0.pubsub.publish(channel, message)
+    }
+}
+
+/// Copies an argument out of the connection's read buffer so the keyspace does not pin it.
+fn own(arg: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(arg)
+}
+
+impl Node {
+    pub fn new(config: Config, clock: Arc<dyn Clock>) -> Node {
+        let mut rng = SmallRng::from_entropy();
+        let run_id: String = (0..40).map(|_| format!("{:x}", rng.gen_range(0..16))).collect();
+        let databases = config.databases;
+        Node {
+            state: Mutex::new(State {
+                ks: Keyspace::new(databases),
+                watches: HashMap::new(),
+                blocked: HashMap::new(),
+                rng,
+            }),
+            config: Mutex::new(config),
+            pubsub: PubSub::default(),
+            clients: Clients::default(),
+            stats: Stats::default(),
+            started_unix_s: clock.now_ms() / 1000,
+            clock,
+            started: Instant::now(),
+            run_id,
+            databases,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn config(&self) -> Config {
+        self.config.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Runs a read command.
+    pub fn read(&self, db: usize, spec: &Spec, args: &[Bytes]) -> Reply {
+        let Run::Read(f) = spec.run else {
+            return CmdError::err("not a read command").to_reply();
+        };
+        let now_ms = self.clock.now_ms();
+        let mut st = self.lock();
+        let st = &mut *st;
+        let now_ms = now_ms.max(st.ks.now_ms);
+        let mut ctx = ReadCtx {
+            ks: &st.ks,
+            db,
+            now_ms,
+            rng: &mut st.rng,
+        };
+        f(&mut ctx, args).unwrap_or_else(|e| e.to_reply())
+    }
+
+    /// Rewrites one write command into its deterministic form. A command that fails
+    /// validation is left as it is: apply then fails it with the same error.
+    fn prepare(st: &mut State, db: usize, now_ms: u64, args: &[Bytes]) -> Vec<Bytes> {
+        let prepare = cmd::lookup(&args[0]).and_then(|s| match s.run {
+            Run::Write(_, p) => p,
+            _ => None,
+        });
+        let rewritten = prepare.and_then(|p| {
+            let mut ctx = ReadCtx {
+                ks: &st.ks,
+                db,
+                now_ms,
+                rng: &mut st.rng,
+            };
+            p(&mut ctx, args).ok()
+        });
+        rewritten.unwrap_or_else(|| args.to_vec()).iter().map(own).collect()
+    }
+
+    /// Runs a write command: prepare, log, apply.
+    pub fn write(&self, db: usize, args: &[Bytes]) -> Reply {
+        let now_ms = self.clock.now_ms();
+        let mut st = self.lock();
+        let now_ms = now_ms.max(st.ks.now_ms);
+        let args = Self::prepare(&mut st, db, now_ms, args);
+        let seed = st.rng.gen();
+        let op = Op { db: db as u32, now_ms, seed, kind: OpKind::Cmd(args) };
+        self.submit(&mut st, &op).0
+    }
+
+    /// The one place ops enter the keyspace.
+    fn submit(&self, st: &mut State, op: &Op) -> (Reply, usize) {
+        let applied = store::apply(&mut st.ks, op, &NodeEffects(self));
+        for t in &applied.touched {
+            Self::signal(st, t);
+        }
+        (applied.reply, applied.db_after)
+    }
+
+    /// Marks WATCHes dirty and wakes blocked clients for one touched key or database.
+    fn signal(st: &mut State, touch: &Touch) {
+        if st.watches.is_empty() && st.blocked.is_empty() {
+            return;
+        }
+        let hit = |(d, k): &(usize, Bytes)| match touch {
+            Touch::Key(td, tk) => d == td && k == tk,
+            Touch::Db(td) => d == td,
+        };
+        match touch {
+            Touch::Key(d, k) => {
+                let key = (*d, k.clone());
+                st.watches.get(&key).into_iter().flatten().for_each(|w| w.store(true, Relaxed));
+                st.blocked.get(&key).into_iter().flatten().for_each(|n| n.notify_one());
+            }
+            Touch::Db(_) => {
+                st.watches.iter().filter(|(k, _)| hit(k)).flat_map(|(_, v)| v).for_each(|w| w.store(true, Relaxed));
+                st.blocked.iter().filter(|(k, _)| hit(k)).flat_map(|(_, v)| v).for_each(|n| n.notify_one());
+            }
+        }
+    }
+
+    /// Runs a MULTI/EXEC block atomically; `None` when a WATCHed key changed.
+    pub fn exec(&self, db: usize, queued: &[Vec<Bytes>], watch: &WatchFlag) -> Option<(Reply, usize)> {
+        let now_ms = self.clock.now_ms();
+        let mut st = self.lock();
+        if watch.load(Relaxed) {
+            return None;
+        }
+        let now_ms = now_ms.max(st.ks.now_ms);
+        let mut cur_db = db;
+        let mut cmds = Vec::with_capacity(queued.len());
+        for args in queued {
+            if args[0].eq_ignore_ascii_case(b"select") {
+                if let Ok(d) = cmd::args::parse_i64(&args[1]) {
+                    cur_db = (d.max(0) as usize).min(self.databases - 1);
+                }
+            }
+            cmds.push(Self::prepare(&mut st, cur_db, now_ms, args));
+        }
+        let seed = st.rng.gen();
+        let op = Op { db: db as u32, now_ms, seed, kind: OpKind::Multi(cmds) };
+        Some(self.submit(&mut st, &op))
+    }
+
+    /// One pass of active expiry: deletes (through ops) keys whose time has passed.
+    /// Returns how many keys were deleted.
+    pub fn expire_cycle(&self, max_per_db: usize) -> usize {
+        let now_ms = self.clock.now_ms();
+        let mut st = self.lock();
+        let now_ms = now_ms.max(st.ks.now_ms);
+        let mut total = 0;
+        for db in 0..st.ks.dbs.len() {
+            let due = st.ks.db(db).due(now_ms, max_per_db);
+            if due.is_empty() {
+                continue;
+            }
+            let op = Op { db: db as u32, now_ms, seed: 0, kind: OpKind::Expire(due) };
+            if let (Reply::Int(n), _) = self.submit(&mut st, &op) {
+                total += n as usize;
+            }
+        }
+        self.stats.expired_keys.fetch_add(total as u64, Relaxed);
+        total
+    }
+
+    /// Serves a blocking command if one of its keys holds data; `None` means wait.
+    pub fn try_blocking(&self, db: usize, args: &[Bytes], keys: &[Bytes]) -> Option<Reply> {
+        let now_ms = self.clock.now_ms();
+        {
+            let st = self.lock();
+            let now_ms = now_ms.max(st.ks.now_ms);
+            let d = st.ks.db(db);
+            if !keys.iter().any(|k| d.contains(k, now_ms)) {
+                return None;
+            }
+        }
+        // A key may have been emptied in between; the write then answers "nothing".
+        let reply = self.write(db, args);
+        match reply {
+            Reply::NilArray | Reply::Nil => None,
+            r => Some(r),
+        }
+    }
+
+    pub fn block_on(&self, db: usize, keys: &[Bytes], notify: &Arc<Notify>) {
+        let mut st = self.lock();
+        for k in keys {
+            st.blocked.entry((db, k.clone())).or_default().push(notify.clone());
+        }
+    }
+
+    pub fn unblock(&self, db: usize, keys: &[Bytes], notify: &Arc<Notify>) {
+        let mut st = self.lock();
+        for k in keys {
+            let key = (db, k.clone());
+            if let Some(v) = st.blocked.get_mut(&key) {
+                v.retain(|n| !Arc::ptr_eq(n, notify));
+                if v.is_empty() {
+                    st.blocked.remove(&key);
+                }
+            }
+        }
+    }
+
+    pub fn watch(&self, db: usize, keys: &[Bytes], flag: &WatchFlag) {
+        let mut st = self.lock();
+        for k in keys {
+            st.watches.entry((db, k.clone())).or_default().push(flag.clone());
+        }
+    }
+
+    pub fn unwatch(&self, keys: &[(usize, Bytes)], flag: &WatchFlag) {
+        let mut st = self.lock();
+        for key in keys {
+            if let Some(v) = st.watches.get_mut(key) {
+                v.retain(|w| !Arc::ptr_eq(w, flag));
+                if v.is_empty() {
+                    st.watches.remove(key);
+                }
+            }
+        }
+    }
+
+    /// Per-database (keys, keys with an expiry) for INFO keyspace.
+    pub fn keyspace_sizes(&self) -> Vec<(usize, usize)> {
+        let st = self.lock();
+        st.ks.dbs.iter().map(|d| (d.len(), d.volatile_len())).collect()
+    }
+
+    /// A copy of the keyspace (tests and snapshots).
+    pub fn keyspace(&self) -> Keyspace {
+        self.lock().ks.clone()
+    }
+
+    /// Runs active expiry every `interval` until the node is dropped.
+    pub fn spawn_expiry(self: &Arc<Self>, interval: Duration) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            loop {
+                tick.tick().await;
+                let Some(node) = weak.upgrade() else { return };
+                // Keep going while a large share of the sample was due, as Redis does.
+                while node.expire_cycle(200) >= 200 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+    }
+}

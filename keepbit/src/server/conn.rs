@@ -1,0 +1,188 @@
+//! One client connection: read, decode every complete request in the buffer, answer
+//! them in one write (pipelining), deliver pub/sub pushes, and wait for blocked commands.
+
+use std::io;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use keepbit_resp::decode_request;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::client::ClientShared;
+use super::session::{Blocked, Next, Session};
+use crate::node::Node;
+use crate::pubsub::Push;
+use crate::reply::Reply;
+
+const READ_BUF_BYTES: usize = 16 * 1024;
+
+pub async fn serve(node: Arc<Node>, stream: TcpStream, client: Arc<ClientShared>) {
+    let (rd, wr) = stream.into_split();
+    let (push_tx, push_rx) = mpsc::channel(node.config().pubsub_queue_len_max);
+    let mut conn = Conn {
+        session: Session::new(node, client, push_tx),
+        rd,
+        wr,
+        push_rx,
+        buf: BytesMut::with_capacity(READ_BUF_BYTES),
+        out: BytesMut::with_capacity(READ_BUF_BYTES),
+    };
+    if let Err(e) = conn.run().await {
+        tracing::debug!("client {} closed: {e}", conn.session.client.addr);
+    }
+    conn.session.close();
+}
+
+struct Conn {
+    session: Session,
+    rd: OwnedReadHalf,
+    wr: OwnedWriteHalf,
+    push_rx: mpsc::Receiver<Push>,
+    buf: BytesMut,
+    out: BytesMut,
+}
+
+/// Reads more input; `Ok(false)` when the client has gone.
+async fn read_more(rd: &mut OwnedReadHalf, buf: &mut BytesMut, node: &Node) -> io::Result<bool> {
+    if buf.capacity() - buf.len() < 4096 {
+        buf.reserve(READ_BUF_BYTES);
+    }
+    let n = rd.read_buf(buf).await?;
+    node.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+    Ok(n > 0)
+}
+
+fn push_reply(p: Push) -> Reply {
+    match p {
+        Push::Message { channel, payload } => {
+            Reply::Push(vec![Reply::bulk("message"), Reply::Bulk(channel), Reply::Bulk(payload)])
+        }
+        Push::PMessage { pattern, channel, payload } => Reply::Push(vec![
+            Reply::bulk("pmessage"),
+            Reply::Bulk(pattern),
+            Reply::Bulk(channel),
+            Reply::Bulk(payload),
+        ]),
+    }
+}
+
+impl Conn {
+    fn node(&self) -> &Arc<Node> {
+        &self.session.node
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.out.is_empty() {
+            self.wr.write_all(&self.out).await?;
+            self.node().stats.net_output_bytes.fetch_add(self.out.len() as u64, Relaxed);
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    fn encode(&mut self, r: &Reply) {
+        r.encode(self.session.proto, &mut self.out);
+    }
+
+
+    async fn run(&mut self) -> io::Result<()> {
+        loop {
+            if !self.process().await? {
+                return self.flush().await;
+            }
+            self.flush().await?;
+            let cfg = self.node().config();
+            if self.buf.len() > cfg.client_query_buffer_limit_bytes {
+                tracing::warn!("closing client {}: query buffer limit reached", self.session.client.addr);
+                return Ok(());
+            }
+            let idle = (cfg.timeout_s > 0 && !self.session.client.is_pubsub()).then(|| Duration::from_secs(cfg.timeout_s));
+            let client = self.session.client.clone();
+            let node = self.node().clone();
+            tokio::select! {
+                biased;
+                _ = client.kill_signal.notified() => return Ok(()),
+                Some(p) = self.push_rx.recv() => {
+                    self.encode(&push_reply(p));
+                    while let Ok(p) = self.push_rx.try_recv() {
+                        self.encode(&push_reply(p));
+                    }
+                }
+                more = read_more(&mut self.rd, &mut self.buf, &node) => if !more? { return Ok(()) },
+                _ = async { match idle { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => return Ok(()),
+            }
+        }
+    }
+
+    /// Handles every complete request in the buffer; `Ok(false)` to close the connection.
+    async fn process(&mut self) -> io::Result<bool> {
+        let limits = self.node().config().resp_limits();
+        loop {
+            if self.session.client.is_killed() {
+                return Ok(false);
+            }
+            let args = match decode_request(&mut self.buf, &limits) {
+                Ok(Some(args)) if args.is_empty() => continue,
+                Ok(Some(args)) => args,
+                Ok(None) => return Ok(true),
+                Err(e) => {
+                    // As Redis: report the protocol error, then close.
+                    tracing::debug!("protocol error from {}: {e}", self.session.client.addr);
+                    self.encode(&Reply::Error(format!("ERR {e}")));
+                    return Ok(false);
+                }
+            };
+            match self.session.handle(args) {
+                Next::Reply(r) => self.encode(&r),
+                Next::Replies(rs) => rs.iter().for_each(|r| self.encode(r)),
+                Next::Close(r) => {
+                    self.encode(&r);
+                    return Ok(false);
+                }
+                Next::Block(b) => {
+                    self.flush().await?;
+                    match self.wait(b).await? {
+                        Some(r) => self.encode(&r),
+                        None => return Ok(false),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for a blocked command to be served or time out; `None` if the client went
+    /// away (so nothing is popped for a client that cannot receive it).
+    async fn wait(&mut self, b: Blocked) -> io::Result<Option<Reply>> {
+        let node = self.node().clone();
+        let client = self.session.client.clone();
+        client.blocked.store(true, Relaxed);
+        let limit = node.config().client_query_buffer_limit_bytes;
+        let result = loop {
+            if let Some(r) = node.try_blocking(b.db, &b.args, &b.keys) {
+                break Some(r);
+            }
+            let deadline = b.deadline;
+            tokio::select! {
+                _ = b.notify.notified() => {}
+                _ = async { match deadline { Some(d) => tokio::time::sleep_until(d.into()).await, None => std::future::pending().await } } => {
+                    break Some(Reply::NilArray);
+                }
+                _ = client.kill_signal.notified() => break None,
+                more = read_more(&mut self.rd, &mut self.buf, &node) => {
+                    // Input while blocked stays buffered; EOF means the client is gone.
+                    if !more? || self.buf.len() > limit {
+                        break None;
+                    }
+                }
+            }
+        };
+        node.unblock(b.db, &b.keys, &b.notify);
+        client.blocked.store(false, Relaxed);
+        Ok(result)
+    }
+}

@@ -1,0 +1,407 @@
+//! `Session`: one client's state — protocol version, selected database, authentication,
+//! MULTI queue, WATCHes and subscriptions — and the dispatch of each request.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use keepbit_resp::Proto;
+use tokio::sync::{mpsc, Notify};
+
+use super::admin;
+use super::client::ClientShared;
+use crate::cmd::args::{is, lossy, parse_i64};
+use crate::cmd::{self, flags, Command, Run};
+use crate::error::CmdError;
+use crate::node::{Node, WatchFlag};
+use crate::pubsub::{Push, Subscriber};
+use crate::reply::Reply;
+
+/// What the connection does after a request.
+pub enum Next {
+    Reply(Reply),
+    /// Several replies (SUBSCRIBE to several channels).
+    Replies(Vec<Reply>),
+    /// Reply, then close the connection (QUIT).
+    Close(Reply),
+    /// Wait for one of `keys` to receive data, then retry.
+    Block(Blocked),
+}
+
+pub struct Blocked {
+    pub args: Vec<Bytes>,
+    pub db: usize,
+    pub keys: Vec<Bytes>,
+    pub deadline: Option<Instant>,
+    pub notify: Arc<Notify>,
+}
+
+pub struct Session {
+    pub node: Arc<Node>,
+    pub client: Arc<ClientShared>,
+    pub proto: Proto,
+    pub db: usize,
+    authed: bool,
+    multi: Option<Vec<Vec<Bytes>>>,
+    multi_failed: bool,
+    watch_flag: WatchFlag,
+    watched: Vec<(usize, Bytes)>,
+    subs: BTreeSet<Bytes>,
+    psubs: BTreeSet<Bytes>,
+    push_tx: mpsc::Sender<Push>,
+}
+
+impl Session {
+    pub fn new(node: Arc<Node>, client: Arc<ClientShared>, push_tx: mpsc::Sender<Push>) -> Session {
+        let authed = node.config().requirepass.is_none();
+        Session {
+            node,
+            client,
+            proto: Proto::Resp2,
+            db: 0,
+            authed,
+            multi: None,
+            multi_failed: false,
+            watch_flag: Arc::new(AtomicBool::new(false)),
+            watched: Vec::new(),
+            subs: BTreeSet::new(),
+            psubs: BTreeSet::new(),
+            push_tx,
+        }
+    }
+
+    fn subscribed(&self) -> bool {
+        !self.subs.is_empty() || !self.psubs.is_empty()
+    }
+
+    /// Handles one request.
+    pub fn handle(&mut self, args: Vec<Bytes>) -> Next {
+        self.node.stats.commands_processed.fetch_add(1, Relaxed);
+        let command = match Command::parse(args) {
+            Ok(c) => c,
+            Err(e) => {
+                if self.multi.is_some() {
+                    self.multi_failed = true;
+                }
+                return Next::Reply(e.to_reply());
+            }
+        };
+        let spec = command.spec;
+        self.client.touch(spec.name);
+        if !self.authed && !spec.has(flags::NO_AUTH) {
+            return Next::Reply(CmdError::NoAuth.to_reply());
+        }
+        if self.subscribed() && self.proto == Proto::Resp2 && !spec.has(flags::SUBSCRIBED_OK) {
+            return Next::Reply(
+                CmdError::err(format!(
+                    "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                    spec.name
+                ))
+                .to_reply(),
+            );
+        }
+        if self.multi.is_some() && !spec.has(flags::TX_CONTROL) {
+            return Next::Reply(self.queue(command));
+        }
+        self.dispatch(command)
+    }
+
+    fn queue(&mut self, command: Command) -> Reply {
+        let allowed = !matches!(command.spec.run, Run::Session) || command.spec.name == "select";
+        if !allowed {
+            self.multi_failed = true;
+            return CmdError::err(format!("Command not allowed inside a transaction: '{}'", command.spec.name)).to_reply();
+        }
+        let queue = self.multi.get_or_insert_with(Vec::new);
+        queue.push(command.args);
+        self.client.multi.store(queue.len() as i64, Relaxed);
+        Reply::simple("QUEUED")
+    }
+
+    fn dispatch(&mut self, command: Command) -> Next {
+        let Command { spec, args } = command;
+        match spec.run {
+            Run::Read(_) if spec.name == "ping" && self.subscribed() && self.proto == Proto::Resp2 => {
+                let msg = args.get(1).cloned().unwrap_or_default();
+                Next::Reply(Reply::Array(vec![Reply::bulk("pong"), Reply::Bulk(msg)]))
+            }
+            Run::Read(_) => Next::Reply(self.node.read(self.db, spec, &args)),
+            Run::Write(..) if spec.has(flags::BLOCKING) => self.blocking(args),
+            Run::Write(..) => Next::Reply(self.node.write(self.db, &args)),
+            Run::Session => self.session_command(spec.name, args),
+        }
+    }
+
+    fn blocking(&mut self, args: Vec<Bytes>) -> Next {
+        let name = lossy(&args[0]).to_lowercase();
+        let spec = if name.starts_with("bz") { cmd::bz_blocking_spec(&args) } else { cmd::blocking_spec(&args) };
+        let (keys, timeout) = match spec {
+            Ok(s) => s,
+            Err(e) => return Next::Reply(e.to_reply()),
+        };
+        if let Some(reply) = self.node.try_blocking(self.db, &args, &keys) {
+            return Next::Reply(reply);
+        }
+        let notify = Arc::new(Notify::new());
+        self.node.block_on(self.db, &keys, &notify);
+        Next::Block(Blocked {
+            args,
+            db: self.db,
+            keys,
+            deadline: timeout.map(|t: Duration| Instant::now() + t),
+            notify,
+        })
+    }
+
+    fn session_command(&mut self, name: &str, args: Vec<Bytes>) -> Next {
+        let reply = match name {
+            "hello" => self.hello(&args),
+            "auth" => self.auth(&args),
+            "select" => self.select(&args),
+            "quit" => return Next::Close(Reply::Ok),
+            "reset" => self.reset(),
+            "multi" => self.multi(),
+            "exec" => self.exec(),
+            "discard" => self.discard(),
+            "watch" => self.watch(&args),
+            "unwatch" => {
+                self.unwatch_all();
+                Ok(Reply::Ok)
+            }
+            "subscribe" | "psubscribe" => return Next::Replies(self.subscribe(&args, name == "psubscribe")),
+            "unsubscribe" | "punsubscribe" => return Next::Replies(self.unsubscribe(&args, name == "punsubscribe")),
+            "client" => admin::client(self, &args),
+            _ => admin::server_command(self, name, &args),
+        };
+        Next::Reply(reply.unwrap_or_else(|e| e.to_reply()))
+    }
+
+    fn check_password(&mut self, user: Option<&Bytes>, pass: &Bytes) -> Result<(), CmdError> {
+        let Some(expected) = self.node.config().requirepass else {
+            return Err(CmdError::err(
+                "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+            ));
+        };
+        let user_ok = user.is_none_or(|u| &u[..] == b"default");
+        if !user_ok || &pass[..] != expected.as_bytes() {
+            return Err(CmdError::WrongPass);
+        }
+        self.authed = true;
+        Ok(())
+    }
+
+    fn auth(&mut self, args: &[Bytes]) -> Result<Reply, CmdError> {
+        match args {
+            [_, pass] => self.check_password(None, pass)?,
+            [_, user, pass] => {
+                if self.node.config().requirepass.is_none() && &user[..] == b"default" {
+                    // The default user without a password accepts any password.
+                    return Ok(Reply::Ok);
+                }
+                self.check_password(Some(user), pass)?
+            }
+            _ => return Err(CmdError::Syntax),
+        }
+        Ok(Reply::Ok)
+    }
+
+    fn hello(&mut self, args: &[Bytes]) -> Result<Reply, CmdError> {
+        let mut proto = self.proto;
+        let mut i = 1;
+        if let Some(v) = args.get(1) {
+            let v = parse_i64(v).map_err(|_| CmdError::err("Protocol version is not an integer or out of range"))?;
+            proto = match v {
+                2 => Proto::Resp2,
+                3 => Proto::Resp3,
+                _ => return Err(CmdError::Coded("NOPROTO unsupported protocol version".into())),
+            };
+            i = 2;
+        }
+        let mut setname = None;
+        while i < args.len() {
+            if is(&args[i], "auth") && i + 2 < args.len() {
+                self.check_password(Some(&args[i + 1]), &args[i + 2])?;
+                i += 3;
+            } else if is(&args[i], "setname") && i + 1 < args.len() {
+                setname = Some(admin::valid_client_name(&args[i + 1])?);
+                i += 2;
+            } else {
+                return Err(CmdError::err(format!("Syntax error in HELLO option '{}'", lossy(&args[i]))));
+            }
+        }
+        if !self.authed {
+            return Err(CmdError::Coded(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into(),
+            ));
+        }
+        if let Some(n) = setname {
+            *self.client.name.lock().unwrap_or_else(|e| e.into_inner()) = n;
+        }
+        self.proto = proto;
+        self.client.resp.store(if proto == Proto::Resp3 { 3 } else { 2 }, Relaxed);
+        Ok(Reply::Map(vec![
+            (Reply::bulk("server"), Reply::bulk("redis")),
+            (Reply::bulk("version"), Reply::bulk(admin::REDIS_VERSION)),
+            (Reply::bulk("proto"), Reply::Int(if proto == Proto::Resp3 { 3 } else { 2 })),
+            (Reply::bulk("id"), Reply::Int(self.client.id as i64)),
+            (Reply::bulk("mode"), Reply::bulk("standalone")),
+            (Reply::bulk("role"), Reply::bulk("master")),
+            (Reply::bulk("modules"), Reply::Array(vec![])),
+        ]))
+    }
+
+    fn select(&mut self, args: &[Bytes]) -> Result<Reply, CmdError> {
+        let d = parse_i64(&args[1])?;
+        if d < 0 || d as usize >= self.node.databases {
+            return Err(CmdError::DbIndex);
+        }
+        self.db = d as usize;
+        self.client.db.store(self.db, Relaxed);
+        Ok(Reply::Ok)
+    }
+
+    fn reset(&mut self) -> Result<Reply, CmdError> {
+        self.multi = None;
+        self.multi_failed = false;
+        self.client.multi.store(-1, Relaxed);
+        self.unwatch_all();
+        self.unsubscribe(&[Bytes::from_static(b"unsubscribe")], false);
+        self.unsubscribe(&[Bytes::from_static(b"punsubscribe")], true);
+        self.db = 0;
+        self.client.db.store(0, Relaxed);
+        self.proto = Proto::Resp2;
+        self.client.resp.store(2, Relaxed);
+        self.client.name.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.authed = self.node.config().requirepass.is_none();
+        Ok(Reply::simple("RESET"))
+    }
+
+    fn multi(&mut self) -> Result<Reply, CmdError> {
+        if self.multi.is_some() {
+            return Err(CmdError::err("MULTI calls can not be nested"));
+        }
+        self.multi = Some(Vec::new());
+        self.multi_failed = false;
+        self.client.multi.store(0, Relaxed);
+        Ok(Reply::Ok)
+    }
+
+    fn end_multi(&mut self) -> Option<Vec<Vec<Bytes>>> {
+        self.client.multi.store(-1, Relaxed);
+        self.multi.take()
+    }
+
+    fn exec(&mut self) -> Result<Reply, CmdError> {
+        let Some(queued) = self.end_multi() else {
+            return Err(CmdError::err("EXEC without MULTI"));
+        };
+        if std::mem::take(&mut self.multi_failed) {
+            self.unwatch_all();
+            return Err(CmdError::Coded("EXECABORT Transaction discarded because of previous errors.".into()));
+        }
+        let result = self.node.exec(self.db, &queued, &self.watch_flag);
+        self.unwatch_all();
+        Ok(match result {
+            None => Reply::NilArray,
+            Some((reply, db_after)) => {
+                self.db = db_after;
+                self.client.db.store(db_after, Relaxed);
+                reply
+            }
+        })
+    }
+
+    fn discard(&mut self) -> Result<Reply, CmdError> {
+        if self.end_multi().is_none() {
+            return Err(CmdError::err("DISCARD without MULTI"));
+        }
+        self.multi_failed = false;
+        self.unwatch_all();
+        Ok(Reply::Ok)
+    }
+
+    fn watch(&mut self, args: &[Bytes]) -> Result<Reply, CmdError> {
+        if self.multi.is_some() {
+            return Err(CmdError::err("WATCH inside MULTI is not allowed"));
+        }
+        let keys: Vec<Bytes> = args[1..].iter().map(|k| Bytes::copy_from_slice(k)).collect();
+        self.node.watch(self.db, &keys, &self.watch_flag);
+        self.watched.extend(keys.into_iter().map(|k| (self.db, k)));
+        Ok(Reply::Ok)
+    }
+
+    pub fn unwatch_all(&mut self) {
+        if !self.watched.is_empty() {
+            self.node.unwatch(&self.watched, &self.watch_flag);
+            self.watched.clear();
+        }
+        self.watch_flag.store(false, Relaxed);
+    }
+
+    fn sub_count(&self) -> i64 {
+        (self.subs.len() + self.psubs.len()) as i64
+    }
+
+    fn sync_counts(&self) {
+        self.client.subs.store(self.subs.len(), Relaxed);
+        self.client.psubs.store(self.psubs.len(), Relaxed);
+    }
+
+    fn subscribe(&mut self, args: &[Bytes], pattern: bool) -> Vec<Reply> {
+        let sub = Subscriber { tx: self.push_tx.clone(), client: self.client.clone() };
+        let kind = if pattern { "psubscribe" } else { "subscribe" };
+        let mut replies = Vec::new();
+        for ch in &args[1..] {
+            let ch = Bytes::copy_from_slice(ch);
+            self.node.pubsub.subscribe(&ch, &sub, pattern);
+            if pattern {
+                self.psubs.insert(ch.clone());
+            } else {
+                self.subs.insert(ch.clone());
+            }
+            replies.push(Reply::Push(vec![Reply::bulk(kind), Reply::Bulk(ch), Reply::Int(self.sub_count())]));
+        }
+        self.sync_counts();
+        replies
+    }
+
+    fn unsubscribe(&mut self, args: &[Bytes], pattern: bool) -> Vec<Reply> {
+        let kind = if pattern { "punsubscribe" } else { "unsubscribe" };
+        let targets: Vec<Bytes> = if args.len() > 1 {
+            args[1..].to_vec()
+        } else if pattern {
+            self.psubs.iter().cloned().collect()
+        } else {
+            self.subs.iter().cloned().collect()
+        };
+        let mut replies = Vec::new();
+        for ch in targets {
+            self.node.pubsub.unsubscribe(&ch, self.client.id, pattern);
+            if pattern {
+                self.psubs.remove(&ch);
+            } else {
+                self.subs.remove(&ch);
+            }
+            replies.push(Reply::Push(vec![Reply::bulk(kind), Reply::Bulk(ch), Reply::Int(self.sub_count())]));
+        }
+        if replies.is_empty() {
+            replies.push(Reply::Push(vec![Reply::bulk(kind), Reply::Nil, Reply::Int(self.sub_count())]));
+        }
+        self.sync_counts();
+        replies
+    }
+
+    /// Releases everything the session holds in the node (on disconnect).
+    pub fn close(&mut self) {
+        self.unwatch_all();
+        for ch in std::mem::take(&mut self.subs) {
+            self.node.pubsub.unsubscribe(&ch, self.client.id, false);
+        }
+        for ch in std::mem::take(&mut self.psubs) {
+            self.node.pubsub.unsubscribe(&ch, self.client.id, true);
+        }
+        self.node.clients.remove(self.client.id);
+    }
+}

@@ -1,0 +1,221 @@
+//! The keyspace: logical databases of typed values with optional absolute expiry times.
+//! Pure data: no clock, no randomness. Callers pass `now_ms` (from the `Op` being applied,
+//! or the reader's clock), and a key whose expiry is at or before `now_ms` is absent.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+
+use bytes::Bytes;
+
+use super::zset::ZSet;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Str(Bytes),
+    List(VecDeque<Bytes>),
+    Hash(HashMap<Bytes, Bytes>),
+    Set(HashSet<Bytes>),
+    ZSet(ZSet),
+}
+
+impl Value {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
+        }
+    }
+
+    /// Collections are never stored empty: an emptied collection deletes its key.
+    pub fn is_empty_collection(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            Value::List(l) => l.is_empty(),
+            Value::Hash(h) => h.is_empty(),
+            Value::Set(s) => s.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
+        }
+    }
+
+    /// Redis's OBJECT ENCODING name for this value (by its small/large thresholds).
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Str(s) if s.len() <= 20 && std::str::from_utf8(s).ok().and_then(|s| s.parse::<i64>().ok()).is_some() => "int",
+            Value::Str(s) if s.len() <= 44 => "embstr",
+            Value::Str(_) => "raw",
+            Value::List(l) if l.len() <= 128 => "listpack",
+            Value::List(_) => "quicklist",
+            Value::Hash(h) if h.len() <= 128 => "listpack",
+            Value::Hash(_) => "hashtable",
+            Value::Set(s) if s.len() <= 128 && s.iter().all(|m| std::str::from_utf8(m).ok().and_then(|m| m.parse::<i64>().ok()).is_some()) => "intset",
+            Value::Set(s) if s.len() <= 128 => "listpack",
+            Value::Set(_) => "hashtable",
+            Value::ZSet(z) if z.len() <= 128 => "listpack",
+            Value::ZSet(_) => "skiplist",
+        }
+    }
+}
+
+/// One logical database.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Db {
+    map: HashMap<Bytes, Value>,
+    /// Absolute expiry of each volatile key.
+    expires: HashMap<Bytes, u64>,
+    /// The same expiries ordered by time, so due keys are found without a scan.
+    by_time: BTreeSet<(u64, Bytes)>,
+}
+
+impl Db {
+    fn is_expired(&self, key: &[u8], now_ms: u64) -> bool {
+        self.expires.get(key).is_some_and(|&at| at <= now_ms)
+    }
+
+    pub fn get(&self, key: &[u8], now_ms: u64) -> Option<&Value> {
+        if self.is_expired(key, now_ms) {
+            return None;
+        }
+        self.map.get(key)
+    }
+
+    /// Mutable access; an expired key is deleted first (deterministic: `now_ms` comes
+    /// from the op being applied).
+    pub fn get_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Value> {
+        if self.is_expired(key, now_ms) {
+            self.remove(key);
+            return None;
+        }
+        self.map.get_mut(key)
+    }
+
+    pub fn contains(&self, key: &[u8], now_ms: u64) -> bool {
+        self.get(key, now_ms).is_some()
+    }
+
+    /// Stores `value` under `key`, clearing any expiry (as SET does).
+    pub fn set(&mut self, key: Bytes, value: Value) {
+        self.clear_expire(&key);
+        self.map.insert(key, value);
+    }
+
+    /// Stores `value` and keeps the key's expiry if it had a live one.
+    pub fn set_keep_ttl(&mut self, key: Bytes, value: Value, now_ms: u64) {
+        if self.is_expired(&key, now_ms) {
+            self.clear_expire(&key);
+        }
+        self.map.insert(key, value);
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
+        self.clear_expire(key);
+        self.map.remove(key)
+    }
+
+    /// Removes the key and returns its value only if it is live.
+    pub fn take(&mut self, key: &[u8], now_ms: u64) -> Option<Value> {
+        let expired = self.is_expired(key, now_ms);
+        let v = self.remove(key);
+        if expired {
+            None
+        } else {
+            v
+        }
+    }
+
+    /// Deletes `key` if its value is an emptied collection.
+    pub fn drop_if_empty(&mut self, key: &[u8]) {
+        if self.map.get(key).is_some_and(Value::is_empty_collection) {
+            self.remove(key);
+        }
+    }
+
+    pub fn expire_at(&self, key: &[u8]) -> Option<u64> {
+        self.expires.get(key).copied()
+    }
+
+    pub fn set_expire(&mut self, key: &Bytes, at_ms: u64) {
+        if !self.map.contains_key(&key[..]) {
+            return;
+        }
+        self.clear_expire(key);
+        self.expires.insert(key.clone(), at_ms);
+        self.by_time.insert((at_ms, key.clone()));
+    }
+
+    /// Removes the expiry; true if there was one.
+    pub fn clear_expire(&mut self, key: &[u8]) -> bool {
+        match self.expires.remove_entry(key) {
+            Some((k, at)) => {
+                self.by_time.remove(&(at, k));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Keys whose expiry is at or before `now_ms`, oldest first, at most `max`.
+    pub fn due(&self, now_ms: u64, max: usize) -> Vec<Bytes> {
+        self.by_time
+            .iter()
+            .take_while(|(at, _)| *at <= now_ms)
+            .take(max)
+            .map(|(_, k)| k.clone())
+            .collect()
+    }
+
+    /// Number of keys stored, counting expired ones not yet deleted (as Redis's DBSIZE).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn volatile_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    /// Live keys and values.
+    pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (&Bytes, &Value)> {
+        self.map.iter().filter(move |(k, _)| !self.is_expired(k, now_ms))
+    }
+
+    /// The n-th stored key (for RANDOMKEY); may be expired.
+    pub fn nth_key(&self, n: usize) -> Option<&Bytes> {
+        self.map.keys().nth(n)
+    }
+
+    pub fn clear(&mut self) {
+        *self = Db::default();
+    }
+}
+
+/// All logical databases, and the highest op time applied so far.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Keyspace {
+    pub dbs: Vec<Db>,
+    /// Op times only move forward: an op stamped earlier than one already applied (a
+    /// new primary whose clock is behind) runs at this time instead, so a key that has
+    /// expired never comes back.
+    pub now_ms: u64,
+}
+
+impl Keyspace {
+    pub fn new(databases: usize) -> Keyspace {
+        Keyspace {
+            dbs: (0..databases.max(1)).map(|_| Db::default()).collect(),
+            now_ms: 0,
+        }
+    }
+
+    pub fn db(&self, i: usize) -> &Db {
+        &self.dbs[i]
+    }
+
+    pub fn db_mut(&mut self, i: usize) -> &mut Db {
+        &mut self.dbs[i]
+    }
+}
