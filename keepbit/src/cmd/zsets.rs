@@ -60,7 +60,6 @@ fn zset_in<'a>(ks: &'a Keyspace, db: usize, now_ms: u64, key: &[u8]) -> Result<O
     }
 }
 
-// ---------------------------------------------------------------------------------------
 // Ranges
 
 /// One end of a score range, as Redis's `zslParseRange` reads it (`strtod`: leading
@@ -80,8 +79,8 @@ fn parse_score_bound(arg: &[u8]) -> Result<ScoreBound, CmdError> {
     Ok(ScoreBound { value, exclusive })
 }
 
-fn parse_score_range(min: &[u8], max: &[u8]) -> Result<(ScoreBound, ScoreBound), CmdError> {
-    Ok((parse_score_bound(min)?, parse_score_bound(max)?))
+fn score_range(min: &[u8], max: &[u8]) -> Result<Range, CmdError> {
+    Ok(Range::Score(parse_score_bound(min)?, parse_score_bound(max)?))
 }
 
 fn parse_lex_bound(arg: &Bytes) -> Result<LexBound, CmdError> {
@@ -94,8 +93,8 @@ fn parse_lex_bound(arg: &Bytes) -> Result<LexBound, CmdError> {
     }
 }
 
-fn parse_lex_range(min: &Bytes, max: &Bytes) -> Result<(LexBound, LexBound), CmdError> {
-    Ok((parse_lex_bound(min)?, parse_lex_bound(max)?))
+fn lex_range(min: &Bytes, max: &Bytes) -> Result<Range, CmdError> {
+    Ok(Range::Lex(parse_lex_bound(min)?, parse_lex_bound(max)?))
 }
 
 enum Range {
@@ -187,9 +186,7 @@ fn parse_range_query(a: &[Bytes], at: usize, store: bool, mut by: By, rev: Optio
         by = By::Rank;
     }
     if limit != -1 && by == By::Rank {
-        return Err(CmdError::err(
-            "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
-        ));
+        return Err(CmdError::err("syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"));
     }
     if withscores && by == By::Lex {
         return Err(CmdError::err("syntax error, WITHSCORES not supported in combination with BYLEX"));
@@ -199,14 +196,8 @@ fn parse_range_query(a: &[Bytes], at: usize, store: bool, mut by: By, rev: Optio
         std::mem::swap(&mut lo, &mut hi);
     }
     let range = match by {
-        By::Score => {
-            let (min, max) = parse_score_range(lo, hi)?;
-            Range::Score(min, max)
-        }
-        By::Lex => {
-            let (min, max) = parse_lex_range(lo, hi)?;
-            Range::Lex(min, max)
-        }
+        By::Score => score_range(lo, hi)?,
+        By::Lex => lex_range(lo, hi)?,
         _ => Range::Rank(parse_i64(lo)?, parse_i64(hi)?),
     };
     Ok(RangeQuery { range, rev, offset, limit, withscores })
@@ -227,7 +218,6 @@ fn store_zset(ctx: &mut WriteCtx, key: &Bytes, z: ZSet) -> Reply {
     Reply::Int(n)
 }
 
-// ---------------------------------------------------------------------------------------
 // Adding and removing
 
 pub fn zadd(ctx: &mut WriteCtx, a: &[Bytes]) -> CmdResult {
@@ -243,33 +233,26 @@ pub fn zincrby(ctx: &mut WriteCtx, a: &[Bytes]) -> CmdResult {
 fn zadd_generic(ctx: &mut WriteCtx, a: &[Bytes], mut incr: bool) -> CmdResult {
     let (mut nx, mut xx, mut gt, mut lt, mut ch) = (false, false, false, false, false);
     let mut i = 2;
-    while i < a.len() {
-        let opt = &a[i];
-        if is(opt, "nx") {
-            nx = true;
-        } else if is(opt, "xx") {
-            xx = true;
-        } else if is(opt, "ch") {
-            ch = true;
-        } else if is(opt, "incr") {
-            incr = true;
-        } else if is(opt, "gt") {
-            gt = true;
-        } else if is(opt, "lt") {
-            lt = true;
-        } else {
-            break;
+    while let Some(opt) = a.get(i) {
+        match args::lossy(opt).to_ascii_lowercase().as_str() {
+            "nx" => nx = true,
+            "xx" => xx = true,
+            "ch" => ch = true,
+            "incr" => incr = true,
+            "gt" => gt = true,
+            "lt" => lt = true,
+            _ => break,
         }
         i += 1;
     }
     let rest = &a[i..];
-    if rest.is_empty() || rest.len() % 2 != 0 {
+    if rest.is_empty() || rest.len() & 1 == 1 {
         return Err(CmdError::Syntax);
     }
     if nx && xx {
         return Err(CmdError::err("XX and NX options at the same time are not compatible"));
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (nx && (gt || lt)) || (gt && lt) {
         return Err(CmdError::err("GT, LT, and/or NX options at the same time are not compatible"));
     }
     if incr && rest.len() > 2 {
@@ -288,10 +271,8 @@ fn zadd_generic(ctx: &mut WriteCtx, a: &[Bytes], mut incr: bool) -> CmdResult {
     for (pair, &score) in rest.chunks(2).zip(&scores) {
         let member = &pair[1];
         match z.score(member) {
+            Some(_) if nx => {}
             Some(cur) => {
-                if nx {
-                    continue;
-                }
                 let new = if incr { score + cur } else { score };
                 if new.is_nan() {
                     nan = true;
@@ -345,11 +326,9 @@ pub fn zremrange(ctx: &mut WriteCtx, a: &[Bytes]) -> CmdResult {
     let range = if is(&a[0], "zremrangebyrank") {
         Range::Rank(parse_i64(&a[2])?, parse_i64(&a[3])?)
     } else if is(&a[0], "zremrangebyscore") {
-        let (min, max) = parse_score_range(&a[2], &a[3])?;
-        Range::Score(min, max)
+        score_range(&a[2], &a[3])?
     } else {
-        let (min, max) = parse_lex_range(&a[2], &a[3])?;
-        Range::Lex(min, max)
+        lex_range(&a[2], &a[3])?
     };
     let Some(z) = ctx.zset_mut(&a[1])? else { return Ok(Reply::Int(0)) };
     let doomed = select(z, &RangeQuery::plain(range));
@@ -362,7 +341,6 @@ pub fn zremrange(ctx: &mut WriteCtx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(doomed.len() as i64))
 }
 
-// ---------------------------------------------------------------------------------------
 // Reading
 
 pub fn zscore(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
@@ -372,12 +350,8 @@ pub fn zscore(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
 
 pub fn zmscore(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     let z = ctx.get_zset(&a[1])?;
-    Ok(Reply::Array(
-        a[2..]
-            .iter()
-            .map(|m| z.and_then(|z| z.score(m)).map_or(Reply::Nil, Reply::Double))
-            .collect(),
-    ))
+    let score = |m: &Bytes| z.and_then(|z| z.score(m)).map_or(Reply::Nil, Reply::Double);
+    Ok(Reply::Array(a[2..].iter().map(score).collect()))
 }
 
 pub fn zcard(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
@@ -385,14 +359,14 @@ pub fn zcard(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
 }
 
 pub fn zcount(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
-    let (min, max) = parse_score_range(&a[2], &a[3])?;
-    let n = ctx.get_zset(&a[1])?.map_or(0, |z| z.range_by_score(min, max, false).len());
+    let q = RangeQuery::plain(score_range(&a[2], &a[3])?);
+    let n = ctx.get_zset(&a[1])?.map_or(0, |z| select(z, &q).len());
     Ok(Reply::Int(n as i64))
 }
 
 pub fn zlexcount(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
-    let (min, max) = parse_lex_range(&a[2], &a[3])?;
-    let n = ctx.get_zset(&a[1])?.map_or(0, |z| z.range_by_lex(&min, &max, false).len());
+    let q = RangeQuery::plain(lex_range(&a[2], &a[3])?);
+    let n = ctx.get_zset(&a[1])?.map_or(0, |z| select(z, &q).len());
     Ok(Reply::Int(n as i64))
 }
 
@@ -415,9 +389,8 @@ pub fn zrange(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
 /// ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count].
 pub fn zrangestore(ctx: &mut WriteCtx, a: &[Bytes]) -> CmdResult {
     let q = parse_range_query(a, 2, true, By::Auto, None)?;
-    let items = ctx.get_zset(&a[2])?.map(|z| select(z, &q)).unwrap_or_default();
     let mut out = ZSet::default();
-    for (m, s) in items {
+    for (m, s) in ctx.get_zset(&a[2])?.map(|z| select(z, &q)).unwrap_or_default() {
         out.insert(m, s);
     }
     Ok(store_zset(ctx, &a[1], out))
@@ -457,11 +430,7 @@ pub fn zrandmember(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     };
     let l = parse_i64(count_arg)?;
     if l == i64::MIN {
-        return Err(CmdError::err(format!(
-            "value is out of range, value must between {} and {}",
-            -i64::MAX,
-            i64::MAX
-        )));
+        return Err(CmdError::err("value is out of range, value must between -9223372036854775807 and 9223372036854775807"));
     }
     if a.len() > 4 || (a.len() == 4 && !is(&a[3], "withscores")) {
         return Err(CmdError::Syntax);
@@ -505,7 +474,6 @@ pub fn zscan(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     Ok(scan::reply(next, items))
 }
 
-// ---------------------------------------------------------------------------------------
 // Popping
 
 /// Removes up to `count` members from the low (or high) end of the zset at `key`.
@@ -570,12 +538,10 @@ fn parse_mpop(a: &[Bytes], at: usize) -> Result<(usize, bool, usize), CmdError> 
     let numkeys = usize::try_from(numkeys).unwrap_or(usize::MAX);
     let where_idx = at.saturating_add(numkeys).saturating_add(1);
     let Some(which) = a.get(where_idx) else { return Err(CmdError::Syntax) };
-    let max = if is(which, "min") {
-        false
-    } else if is(which, "max") {
-        true
-    } else {
-        return Err(CmdError::Syntax);
+    let max = match args::lossy(which).to_ascii_lowercase().as_str() {
+        "min" => false,
+        "max" => true,
+        _ => return Err(CmdError::Syntax),
     };
     let mut count = None;
     let mut j = where_idx + 1;
@@ -635,7 +601,6 @@ pub fn bz_blocking_spec(a: &[Bytes]) -> Result<(Vec<Bytes>, Option<Duration>), C
     }
 }
 
-// ---------------------------------------------------------------------------------------
 // Union, intersection, difference
 
 #[derive(Clone, Copy)]
@@ -686,26 +651,15 @@ enum Aggregate {
     Max,
 }
 
-fn aggregate(target: &mut f64, val: f64, agg: Aggregate) {
-    match agg {
-        Aggregate::Sum => {
-            *target += val;
-            // inf + -inf: Redis keeps 0.
-            if target.is_nan() {
-                *target = 0.0;
-            }
-        }
-        Aggregate::Min => {
-            if val < *target {
-                *target = val;
-            }
-        }
-        Aggregate::Max => {
-            if val > *target {
-                *target = val;
-            }
-        }
-    }
+fn aggregate(t: &mut f64, v: f64, agg: Aggregate) {
+    *t = match agg {
+        // inf + -inf: Redis keeps 0.
+        Aggregate::Sum if (*t + v).is_nan() => 0.0,
+        Aggregate::Sum => *t + v,
+        Aggregate::Min if v < *t => v,
+        Aggregate::Max if v > *t => v,
+        _ => *t,
+    };
 }
 
 enum SetOpOut {
@@ -717,12 +671,10 @@ enum SetOpOut {
 fn setop(ctx: &ReadCtx, a: &[Bytes], at: usize, store: bool) -> Result<SetOpOut, CmdError> {
     let name = cmd_name(a);
     let card_only = name == "zintercard";
-    let op = if name.starts_with("zunion") {
-        SetOp::Union
-    } else if name.starts_with("zinter") {
-        SetOp::Inter
-    } else {
-        SetOp::Diff
+    let op = match name.get(..6) {
+        Some("zunion") => SetOp::Union,
+        Some("zinter") => SetOp::Inter,
+        _ => SetOp::Diff,
     };
     let setnum = parse_i64(&a[at])?;
     if setnum < 1 {
@@ -755,15 +707,11 @@ fn setop(ctx: &ReadCtx, a: &[Bytes], at: usize, store: bool) -> Result<SetOpOut,
             }
             j += 1 + n;
         } else if weighted && remaining >= 2 && is(opt, "aggregate") {
-            let v = &a[j + 1];
-            agg = if is(v, "sum") {
-                Aggregate::Sum
-            } else if is(v, "min") {
-                Aggregate::Min
-            } else if is(v, "max") {
-                Aggregate::Max
-            } else {
-                return Err(CmdError::Syntax);
+            agg = match args::lossy(&a[j + 1]).to_ascii_lowercase().as_str() {
+                "sum" => Aggregate::Sum,
+                "min" => Aggregate::Min,
+                "max" => Aggregate::Max,
+                _ => return Err(CmdError::Syntax),
             };
             j += 2;
         } else if !store && !card_only && is(opt, "withscores") {
@@ -782,14 +730,8 @@ fn setop(ctx: &ReadCtx, a: &[Bytes], at: usize, store: bool) -> Result<SetOpOut,
     if op != SetOp::Diff {
         order.sort_by_key(|&i| srcs[i].len());
     }
-    let weighted = |i: usize, s: f64| {
-        let v = weights[i] * s;
-        if v.is_nan() {
-            0.0
-        } else {
-            v
-        }
-    };
+    // 0 * inf: Redis counts 0.
+    let weighted = |i: usize, s: f64| Some(weights[i] * s).filter(|v| !v.is_nan()).unwrap_or(0.0);
     let mut out = ZSet::default();
     let mut card = 0usize;
     match op {
@@ -867,26 +809,33 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
-    use crate::cmd::ReadFn;
+    use crate::cmd::{lookup, Run};
     use crate::store::{apply, NoEffects, Op, OpKind};
 
-    fn argv(args: &[&str]) -> Vec<Bytes> {
-        args.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
+    fn argv(line: &str) -> Vec<Bytes> {
+        line.split_whitespace().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
     }
 
-    fn write(ks: &mut Keyspace, args: &[&str]) -> Reply {
-        let op = Op { db: 0, now_ms: 1000, seed: 1, kind: OpKind::Cmd(argv(args)) };
+    /// Reads run on a `ReadCtx`, writes through `store::apply`.
+    fn run(ks: &mut Keyspace, line: &str) -> Reply {
+        let args = argv(line);
+        if let Some(Run::Read(f)) = lookup(&args[0]).map(|s| s.run) {
+            let mut rng = SmallRng::seed_from_u64(1);
+            let mut ctx = ReadCtx { ks, db: 0, now_ms: 1000, rng: &mut rng };
+            return f(&mut ctx, &args).unwrap_or_else(|e| e.to_reply());
+        }
+        let op = Op { db: 0, now_ms: 1000, seed: 1, kind: OpKind::Cmd(args) };
         apply(ks, &op, &NoEffects).reply
     }
 
-    fn read(ks: &Keyspace, f: ReadFn, args: &[&str]) -> Reply {
-        let mut rng = SmallRng::seed_from_u64(1);
-        let mut ctx = ReadCtx { ks, db: 0, now_ms: 1000, rng: &mut rng };
-        f(&mut ctx, &argv(args)).unwrap_or_else(|e| e.to_reply())
+    fn check(ks: &mut Keyspace, cases: &[(&str, Reply)]) {
+        for (line, want) in cases {
+            assert_eq!(&run(ks, line), want, "{line}");
+        }
     }
 
-    fn bulks(items: &[&str]) -> Reply {
-        Reply::bulks(items.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())))
+    fn bulks(line: &str) -> Reply {
+        Reply::bulks(argv(line))
     }
 
     fn scored(items: &[(&str, f64)]) -> Reply {
@@ -898,169 +847,136 @@ mod tests {
     }
 
     #[test]
-    fn zadd_flags() {
+    fn zadd_flags_and_errors() {
         let mut ks = Keyspace::new(16);
-        assert_eq!(write(&mut ks, &["ZADD", "z", "1", "a", "2", "b"]), Reply::Int(2));
-        assert_eq!(write(&mut ks, &["ZADD", "z", "NX", "5", "a", "3", "c"]), Reply::Int(1));
-        assert_eq!(read(&ks, zscore, &["ZSCORE", "z", "a"]), Reply::Double(1.0));
-        assert_eq!(write(&mut ks, &["ZADD", "z", "XX", "CH", "5", "a", "9", "new"]), Reply::Int(1));
-        assert_eq!(read(&ks, zscore, &["ZSCORE", "z", "new"]), Reply::Nil);
-        assert_eq!(write(&mut ks, &["ZADD", "z", "GT", "CH", "1", "a", "4", "b"]), Reply::Int(1));
-        assert_eq!(read(&ks, zscore, &["ZSCORE", "z", "a"]), Reply::Double(5.0));
-        assert_eq!(write(&mut ks, &["ZADD", "z", "INCR", "2.5", "a"]), Reply::Double(7.5));
-        assert_eq!(write(&mut ks, &["ZADD", "z", "LT", "INCR", "1", "a"]), Reply::Nil);
-        assert_eq!(write(&mut ks, &["ZADD", "missing", "XX", "1", "a"]), Reply::Int(0));
-        assert_eq!(read(&ks, zcard, &["ZCARD", "missing"]), Reply::Int(0));
-        assert_eq!(
-            write(&mut ks, &["ZADD", "z", "NX", "XX", "1", "a"]),
-            err("ERR XX and NX options at the same time are not compatible")
-        );
-        assert_eq!(
-            write(&mut ks, &["ZADD", "z", "GT", "LT", "1", "a"]),
-            err("ERR GT, LT, and/or NX options at the same time are not compatible")
-        );
-        assert_eq!(
-            write(&mut ks, &["ZADD", "z", "INCR", "1", "a", "2", "b"]),
-            err("ERR INCR option supports a single increment-element pair")
-        );
-        assert_eq!(write(&mut ks, &["ZADD", "z", "x", "a"]), err("ERR value is not a valid float"));
-        assert_eq!(write(&mut ks, &["ZADD", "z", "1"]), err("ERR syntax error"));
-        write(&mut ks, &["ZADD", "inf", "+inf", "a"]);
-        assert_eq!(
-            write(&mut ks, &["ZINCRBY", "inf", "-inf", "a"]),
-            err("ERR resulting score is not a number (NaN)")
-        );
-        write(&mut ks, &["SET", "s", "v"]);
-        assert_eq!(write(&mut ks, &["ZADD", "s", "1", "a"]), CmdError::WrongType.to_reply());
+        check(&mut ks, &[
+            ("ZADD z 1 a 2 b", Reply::Int(2)),
+            ("ZADD z NX 5 a 3 c", Reply::Int(1)),
+            ("ZSCORE z a", Reply::Double(1.0)),
+            ("ZADD z XX CH 5 a 9 new", Reply::Int(1)),
+            ("ZSCORE z new", Reply::Nil),
+            ("ZADD z GT CH 1 a 4 b", Reply::Int(1)),
+            ("ZMSCORE z a b nope", Reply::Array(vec![Reply::Double(5.0), Reply::Double(4.0), Reply::Nil])),
+            ("ZADD z INCR 2.5 a", Reply::Double(7.5)),
+            ("ZADD z LT INCR 1 a", Reply::Nil),
+            ("ZADD missing XX 1 a", Reply::Int(0)),
+            ("EXISTS missing", Reply::Int(0)),
+            ("ZADD z NX XX 1 a", err("ERR XX and NX options at the same time are not compatible")),
+            ("ZADD z GT LT 1 a", err("ERR GT, LT, and/or NX options at the same time are not compatible")),
+            ("ZADD z INCR 1 a 2 b", err("ERR INCR option supports a single increment-element pair")),
+            ("ZADD z x a", err("ERR value is not a valid float")),
+            ("ZADD z NX 1", err("ERR syntax error")),
+            ("ZADD inf +inf a", Reply::Int(1)),
+            ("ZINCRBY inf -inf a", err("ERR resulting score is not a number (NaN)")),
+            ("SET s v", Reply::Ok),
+            ("ZADD s 1 a", CmdError::WrongType.to_reply()),
+        ]);
     }
 
     #[test]
     fn zrange_byscore_limit_and_exclusive_bounds() {
         let mut ks = Keyspace::new(16);
-        write(&mut ks, &["ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e"]);
-        assert_eq!(read(&ks, zrange, &["ZRANGE", "z", "(1", "5", "BYSCORE", "LIMIT", "1", "2"]), bulks(&["c", "d"]));
-        assert_eq!(read(&ks, zrange, &["ZRANGE", "z", "(5", "(1", "BYSCORE", "REV"]), bulks(&["d", "c", "b"]));
-        assert_eq!(
-            read(&ks, zrange, &["ZRANGEBYSCORE", "z", "-inf", "(3", "WITHSCORES"]),
-            scored(&[("a", 1.0), ("b", 2.0)])
-        );
-        assert_eq!(read(&ks, zrange, &["ZREVRANGEBYSCORE", "z", "+inf", "4", "LIMIT", "0", "1"]), bulks(&["e"]));
-        assert_eq!(read(&ks, zrange, &["ZRANGE", "z", "0", "-1", "REV"]), bulks(&["e", "d", "c", "b", "a"]));
-        assert_eq!(read(&ks, zrange, &["ZREVRANGE", "z", "0", "1"]), bulks(&["e", "d"]));
-        assert_eq!(read(&ks, zcount, &["ZCOUNT", "z", "(2", "4"]), Reply::Int(2));
-        assert_eq!(
-            read(&ks, zrange, &["ZRANGE", "z", "0", "1", "LIMIT", "0", "1"]),
-            err("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
-        );
-        assert_eq!(read(&ks, zrange, &["ZRANGE", "z", "x", "1", "BYSCORE"]), err("ERR min or max is not a float"));
-        assert_eq!(write(&mut ks, &["ZRANGESTORE", "dst", "z", "2", "3", "BYSCORE"]), Reply::Int(2));
-        assert_eq!(read(&ks, zrange, &["ZRANGE", "dst", "0", "-1"]), bulks(&["b", "c"]));
+        check(&mut ks, &[
+            ("ZADD z 1 a 2 b 3 c 4 d 5 e", Reply::Int(5)),
+            ("ZRANGE z (1 5 BYSCORE LIMIT 1 2", bulks("c d")),
+            ("ZRANGE z (5 (1 BYSCORE REV", bulks("d c b")),
+            ("ZRANGEBYSCORE z -inf (3 WITHSCORES", scored(&[("a", 1.0), ("b", 2.0)])),
+            ("ZREVRANGEBYSCORE z +inf 4 LIMIT 0 1", bulks("e")),
+            ("ZRANGE z 0 -1 REV", bulks("e d c b a")),
+            ("ZREVRANGE z 0 1", bulks("e d")),
+            ("ZCOUNT z (2 4", Reply::Int(2)),
+            ("ZRANGE z 0 1 LIMIT 0 1", err("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")),
+            ("ZRANGE z x 1 BYSCORE", err("ERR min or max is not a float")),
+            ("ZRANGESTORE dst z 2 3 BYSCORE", Reply::Int(2)),
+            ("ZRANGE dst 0 -1", bulks("b c")),
+            ("ZREMRANGEBYSCORE z -inf (3", Reply::Int(2)),
+            ("ZRANK z c WITHSCORE", Reply::Array(vec![Reply::Int(0), Reply::Double(3.0)])),
+            ("ZREVRANK z c", Reply::Int(2)),
+            ("ZRANK z a WITHSCORE", Reply::NilArray),
+        ]);
     }
 
     #[test]
     fn zrangebylex() {
         let mut ks = Keyspace::new(16);
-        write(&mut ks, &["ZADD", "z", "0", "a", "0", "b", "0", "c", "0", "d"]);
-        assert_eq!(read(&ks, zrange, &["ZRANGEBYLEX", "z", "[b", "(d"]), bulks(&["b", "c"]));
-        assert_eq!(read(&ks, zrange, &["ZREVRANGEBYLEX", "z", "+", "(b"]), bulks(&["d", "c"]));
-        assert_eq!(read(&ks, zrange, &["ZRANGE", "z", "-", "+", "BYLEX", "LIMIT", "1", "2"]), bulks(&["b", "c"]));
-        assert_eq!(read(&ks, zlexcount, &["ZLEXCOUNT", "z", "-", "[c"]), Reply::Int(3));
-        assert_eq!(
-            read(&ks, zrange, &["ZRANGEBYLEX", "z", "b", "+"]),
-            err("ERR min or max not valid string range item")
-        );
-        assert_eq!(
-            read(&ks, zrange, &["ZRANGE", "z", "-", "+", "BYLEX", "WITHSCORES"]),
-            err("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
-        );
-        assert_eq!(write(&mut ks, &["ZREMRANGEBYLEX", "z", "[a", "[b"]), Reply::Int(2));
-        assert_eq!(write(&mut ks, &["ZREMRANGEBYRANK", "z", "0", "-1"]), Reply::Int(2));
-        assert_eq!(read(&ks, zcard, &["ZCARD", "z"]), Reply::Int(0));
-        assert!(ks.db(0).get(b"z", 1000).is_none());
+        check(&mut ks, &[
+            ("ZADD z 0 a 0 b 0 c 0 d", Reply::Int(4)),
+            ("ZRANGEBYLEX z [b (d", bulks("b c")),
+            ("ZREVRANGEBYLEX z + (b", bulks("d c")),
+            ("ZRANGE z - + BYLEX LIMIT 1 2", bulks("b c")),
+            ("ZLEXCOUNT z - [c", Reply::Int(3)),
+            ("ZRANGEBYLEX z b +", err("ERR min or max not valid string range item")),
+            ("ZRANGE z - + BYLEX WITHSCORES", err("ERR syntax error, WITHSCORES not supported in combination with BYLEX")),
+            ("ZREMRANGEBYLEX z [a [b", Reply::Int(2)),
+            ("ZREMRANGEBYRANK z 0 -1", Reply::Int(2)),
+            ("EXISTS z", Reply::Int(0)),
+        ]);
     }
 
     #[test]
     fn zunionstore_weights_and_aggregate() {
         let mut ks = Keyspace::new(16);
-        write(&mut ks, &["ZADD", "z1", "1", "a", "2", "b"]);
-        write(&mut ks, &["ZADD", "z2", "3", "b", "4", "c"]);
-        write(&mut ks, &["SADD", "s", "a"]);
-        let r = write(&mut ks, &["ZUNIONSTORE", "out", "2", "z1", "z2", "WEIGHTS", "2", "3"]);
-        assert_eq!(r, Reply::Int(3));
-        assert_eq!(
-            read(&ks, zrange, &["ZRANGE", "out", "0", "-1", "WITHSCORES"]),
-            scored(&[("a", 2.0), ("c", 12.0), ("b", 13.0)])
-        );
-        write(&mut ks, &["ZUNIONSTORE", "out", "2", "z1", "z2", "AGGREGATE", "MAX"]);
-        assert_eq!(read(&ks, zscore, &["ZSCORE", "out", "b"]), Reply::Double(3.0));
-        assert_eq!(write(&mut ks, &["ZINTERSTORE", "out", "2", "z1", "s", "AGGREGATE", "MIN"]), Reply::Int(1));
-        assert_eq!(read(&ks, zscore, &["ZSCORE", "out", "a"]), Reply::Double(1.0));
-        assert_eq!(write(&mut ks, &["ZINTERSTORE", "out", "2", "z2", "s"]), Reply::Int(0));
-        assert!(ks.db(0).get(b"out", 1000).is_none());
-        assert_eq!(read(&ks, zsetop, &["ZDIFF", "2", "z1", "z2"]), bulks(&["a"]));
-        assert_eq!(read(&ks, zintercard, &["ZINTERCARD", "2", "z1", "z2"]), Reply::Int(1));
-        assert_eq!(
-            write(&mut ks, &["ZUNIONSTORE", "out", "0", "z1"]),
-            err("ERR at least 1 input key is needed for 'zunionstore' command")
-        );
-        assert_eq!(
-            write(&mut ks, &["ZUNIONSTORE", "out", "1", "z1", "WEIGHTS", "x"]),
-            err("ERR weight value is not a float")
-        );
+        check(&mut ks, &[
+            ("ZADD z1 1 a 2 b", Reply::Int(2)),
+            ("ZADD z2 3 b 4 c", Reply::Int(2)),
+            ("SADD s a", Reply::Int(1)),
+            ("ZUNIONSTORE out 2 z1 z2 WEIGHTS 2 3", Reply::Int(3)),
+            ("ZRANGE out 0 -1 WITHSCORES", scored(&[("a", 2.0), ("c", 12.0), ("b", 13.0)])),
+            ("ZUNIONSTORE out 2 z1 z2 AGGREGATE MAX", Reply::Int(3)),
+            ("ZSCORE out b", Reply::Double(3.0)),
+            ("ZINTERSTORE out 2 z1 s AGGREGATE MIN", Reply::Int(1)),
+            ("ZSCORE out a", Reply::Double(1.0)),
+            ("ZINTERSTORE out 2 z2 s", Reply::Int(0)),
+            ("EXISTS out", Reply::Int(0)),
+            ("ZDIFF 2 z1 z2", bulks("a")),
+            ("ZINTER 2 z1 z2 WITHSCORES", scored(&[("b", 5.0)])),
+            ("ZINTERCARD 2 z1 z2 LIMIT 5", Reply::Int(1)),
+            ("ZUNIONSTORE out 0 z1", err("ERR at least 1 input key is needed for 'zunionstore' command")),
+            ("ZUNIONSTORE out 1 z1 WEIGHTS x", err("ERR weight value is not a float")),
+            ("ZDIFFSTORE out 1 z1 WEIGHTS 1", err("ERR syntax error")),
+        ]);
     }
 
     #[test]
-    fn zpop_and_friends() {
+    fn pops() {
         let mut ks = Keyspace::new(16);
-        write(&mut ks, &["ZADD", "z", "1", "a", "2", "b", "3", "c"]);
-        assert_eq!(write(&mut ks, &["ZPOPMIN", "z", "2"]), scored(&[("a", 1.0), ("b", 2.0)]));
-        assert_eq!(
-            write(&mut ks, &["ZPOPMAX", "z"]),
-            Reply::Array(vec![Reply::bulk("c"), Reply::Double(3.0)])
-        );
-        assert!(ks.db(0).get(b"z", 1000).is_none());
-        assert_eq!(write(&mut ks, &["ZPOPMIN", "z"]), Reply::Array(vec![]));
-        assert_eq!(write(&mut ks, &["ZPOPMIN", "z", "-1"]), err("ERR value is out of range, must be positive"));
-        write(&mut ks, &["ZADD", "y", "5", "m"]);
-        assert_eq!(
-            write(&mut ks, &["BZPOPMIN", "z", "y", "0"]),
-            Reply::Array(vec![Reply::bulk("y"), Reply::bulk("m"), Reply::Double(5.0)])
-        );
-        assert_eq!(write(&mut ks, &["BZPOPMIN", "z", "y", "0"]), Reply::NilArray);
-        write(&mut ks, &["ZADD", "y", "1", "p", "2", "q"]);
-        let popped = Reply::Array(vec![
+        let flat = Reply::Array(vec![Reply::bulk("c"), Reply::Double(3.0)]);
+        let bz = Reply::Array(vec![Reply::bulk("y"), Reply::bulk("m"), Reply::Double(5.0)]);
+        let zm = Reply::Array(vec![
             Reply::bulk("y"),
             Reply::Array(vec![Reply::Array(vec![Reply::bulk("q"), Reply::Double(2.0)])]),
         ]);
-        assert_eq!(write(&mut ks, &["ZMPOP", "2", "z", "y", "MAX"]), popped);
-        assert_eq!(write(&mut ks, &["ZMPOP", "0", "y", "MIN"]), err("ERR numkeys should be greater than 0"));
-        assert_eq!(
-            write(&mut ks, &["ZMPOP", "1", "y", "MIN", "COUNT", "0"]),
-            err("ERR count should be greater than 0")
-        );
-        let spec = bz_blocking_spec(&argv(&["BZMPOP", "1.5", "2", "a", "b", "MIN"]));
-        assert_eq!(spec, Ok((argv(&["a", "b"]), Some(Duration::from_millis(1500)))));
-        assert_eq!(bz_blocking_spec(&argv(&["BZPOPMAX", "a", "0"])), Ok((argv(&["a"]), None)));
+        check(&mut ks, &[
+            ("ZADD z 1 a 2 b 3 c", Reply::Int(3)),
+            ("ZPOPMIN z 2", scored(&[("a", 1.0), ("b", 2.0)])),
+            ("ZPOPMAX z", flat),
+            ("EXISTS z", Reply::Int(0)),
+            ("ZPOPMIN z", Reply::Array(vec![])),
+            ("ZPOPMIN z -1", err("ERR value is out of range, must be positive")),
+            ("ZADD y 5 m", Reply::Int(1)),
+            ("BZPOPMIN z y 0", bz),
+            ("BZPOPMIN z y 0", Reply::NilArray),
+            ("ZADD y 1 p 2 q", Reply::Int(2)),
+            ("ZMPOP 2 z y MAX", zm),
+            ("ZMPOP 0 y MIN", err("ERR numkeys should be greater than 0")),
+            ("ZMPOP 1 y MIN COUNT 0", err("ERR count should be greater than 0")),
+            ("BZMPOP -1 1 y MIN", err("ERR timeout is negative")),
+        ]);
+        let spec = bz_blocking_spec(&argv("BZMPOP 1.5 2 a b MIN"));
+        assert_eq!(spec, Ok((argv("a b"), Some(Duration::from_millis(1500)))));
+        assert_eq!(bz_blocking_spec(&argv("BZPOPMAX a 0")), Ok((argv("a"), None)));
     }
 
     #[test]
-    fn rank_randmember_and_scan() {
+    fn randmember_and_scan() {
         let mut ks = Keyspace::new(16);
-        write(&mut ks, &["ZADD", "z", "1", "a", "2", "b", "3", "c"]);
-        assert_eq!(read(&ks, zrank, &["ZREVRANK", "z", "a"]), Reply::Int(2));
-        assert_eq!(
-            read(&ks, zrank, &["ZRANK", "z", "b", "WITHSCORE"]),
-            Reply::Array(vec![Reply::Int(1), Reply::Double(2.0)])
-        );
-        assert_eq!(read(&ks, zrank, &["ZRANK", "z", "x", "WITHSCORE"]), Reply::NilArray);
-        let Reply::Array(picked) = read(&ks, zrandmember, &["ZRANDMEMBER", "z", "-5"]) else { panic!() };
+        run(&mut ks, "ZADD z 1 a 2 b 3 c");
+        let Reply::Array(picked) = run(&mut ks, "ZRANDMEMBER z -5") else { panic!() };
         assert_eq!(picked.len(), 5);
-        let Reply::Array(picked) = read(&ks, zrandmember, &["ZRANDMEMBER", "z", "2"]) else { panic!() };
-        assert_eq!(picked.len(), 2);
-        assert_ne!(picked[0], picked[1]);
-        let Reply::Array(page) = read(&ks, zscan, &["ZSCAN", "z", "0"]) else { panic!() };
+        let Reply::Array(picked) = run(&mut ks, "ZRANDMEMBER z 2") else { panic!() };
+        assert!(picked.len() == 2 && picked[0] != picked[1]);
+        let Reply::Array(page) = run(&mut ks, "ZSCAN z 0") else { panic!() };
         assert_eq!(page[0], Reply::bulk("0"));
-        let Reply::Array(items) = &page[1] else { panic!() };
-        assert_eq!(items.len(), 6);
+        assert!(matches!(&page[1], Reply::Array(items) if items.len() == 6));
     }
 }
