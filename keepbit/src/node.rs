@@ -73,9 +73,29 @@ struct State {
     rng: SmallRng,
 }
 
+/// The limits a connection checks on every read, kept apart from `Config` so reading
+/// them costs no allocation.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnLimits {
+    pub resp: keepbit_resp::Limits,
+    pub query_buffer_bytes: usize,
+    pub idle_timeout_s: u64,
+}
+
+impl ConnLimits {
+    fn of(c: &Config) -> ConnLimits {
+        ConnLimits {
+            resp: c.resp_limits(),
+            query_buffer_bytes: c.client_query_buffer_limit_bytes,
+            idle_timeout_s: c.timeout_s,
+        }
+    }
+}
+
 pub struct Node {
     state: Mutex<State>,
-    pub config: Mutex<Config>,
+    config: Mutex<Config>,
+    limits: Mutex<ConnLimits>,
     pub pubsub: PubSub,
     pub clients: Clients,
     pub stats: Stats,
@@ -113,6 +133,7 @@ impl Node {
                 blocked: HashMap::new(),
                 rng,
             }),
+            limits: Mutex::new(ConnLimits::of(&config)),
             config: Mutex::new(config),
             pubsub: PubSub::default(),
             clients: Clients::default(),
@@ -131,6 +152,16 @@ impl Node {
 
     pub fn config(&self) -> Config {
         self.config.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn conn_limits(&self) -> ConnLimits {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the runtime configuration (CONFIG SET).
+    pub fn set_config(&self, config: Config) {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = ConnLimits::of(&config);
+        *self.config.lock().unwrap_or_else(|e| e.into_inner()) = config;
     }
 
     pub fn now_ms(&self) -> u64 {

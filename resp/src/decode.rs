@@ -7,7 +7,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::Frame;
 
 /// Protocol limits, as Redis's `proto-max-bulk-len` and friends.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub bulk_len_max: usize,
     pub multibulk_len_max: usize,

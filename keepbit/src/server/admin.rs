@@ -479,7 +479,7 @@ fn config(s: &mut Session, a: &[Bytes]) -> Result<Reply> {
                 set_param(&mut cfg, &name, &lossy(&pair[1]))
                     .map_err(|why| CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {why}")))?;
             }
-            *s.node.config.lock().unwrap_or_else(|e| e.into_inner()) = cfg;
+            s.node.set_config(cfg);
             Ok(Reply::Ok)
         }
         "resetstat" => {

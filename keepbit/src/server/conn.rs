@@ -96,12 +96,13 @@ impl Conn {
                 return self.flush().await;
             }
             self.flush().await?;
-            let cfg = self.node().config();
-            if self.buf.len() > cfg.client_query_buffer_limit_bytes {
+            let limits = self.node().conn_limits();
+            if self.buf.len() > limits.query_buffer_bytes {
                 tracing::warn!("closing client {}: query buffer limit reached", self.session.client.addr);
                 return Ok(());
             }
-            let idle = (cfg.timeout_s > 0 && !self.session.client.is_pubsub()).then(|| Duration::from_secs(cfg.timeout_s));
+            let idle = (limits.idle_timeout_s > 0 && !self.session.client.is_pubsub())
+                .then(|| Duration::from_secs(limits.idle_timeout_s));
             let client = self.session.client.clone();
             let node = self.node().clone();
             tokio::select! {
@@ -121,7 +122,7 @@ impl Conn {
 
     /// Handles every complete request in the buffer; `Ok(false)` to close the connection.
     async fn process(&mut self) -> io::Result<bool> {
-        let limits = self.node().config().resp_limits();
+        let limits = self.node().conn_limits().resp;
         loop {
             if self.session.client.is_killed() {
                 return Ok(false);
@@ -161,7 +162,7 @@ impl Conn {
         let node = self.node().clone();
         let client = self.session.client.clone();
         client.blocked.store(true, Relaxed);
-        let limit = node.config().client_query_buffer_limit_bytes;
+        let limit = node.conn_limits().query_buffer_bytes;
         let result = loop {
             if let Some(r) = node.try_blocking(b.db, &b.args, &b.keys) {
                 break Some(r);
