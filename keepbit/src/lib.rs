@@ -23,6 +23,7 @@ pub mod error;
 pub mod glob;
 pub mod node;
 pub mod pubsub;
+pub mod raft;
 pub mod reply;
 pub mod server;
 pub mod store;
