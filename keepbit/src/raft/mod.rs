@@ -2,8 +2,6 @@
 //! election and replication decision is openraft's.
 //!
 //! - [`types`]: the type configuration (`Request` = an encoded `Op`, `Response` = a `Reply`).
-
-pub mod types;
 //! - [`log_store`]: the durable segmented log (group-commit fsync) and vote/metadata files,
 //!   behind openraft's `RaftLogStorage`.
 //! - [`network`], [`peer`]: node-to-node RPC over TCP (length-delimited frames, cluster
@@ -12,3 +10,4 @@ pub mod types;
 pub mod log_store;
 pub mod network;
 pub mod peer;
+pub mod types;
