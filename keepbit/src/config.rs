@@ -32,6 +32,139 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Log level: error, warn, info, debug, trace.
     pub log_level: String,
+    /// Replication; absent for a standalone node.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// How a cluster node serves clients.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Only the primary serves data; standbys refuse writes (and reads, unless READONLY).
+    #[default]
+    ActivePassive,
+    /// Every node serves: reads locally, writes forwarded to the primary.
+    ActiveActive,
+}
+
+/// When the replicated log is synced to disk.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    /// fdatasync every append on its own.
+    Always,
+    /// One fdatasync for all appends waiting at that moment (group commit).
+    #[default]
+    Batch,
+    /// Leave it to the OS: survives a process crash, not a power loss.
+    Os,
+}
+
+/// Linearizable reads on the primary, or possibly stale local reads.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadConsistency {
+    #[default]
+    Linearizable,
+    Stale,
+}
+
+/// A cluster member in the static peer list.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub id: u64,
+    /// Peer (Raft) address, `ip:port`.
+    pub addr: String,
+    /// Client address, `ip:port`.
+    pub client_addr: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// This node's id; must appear in `peers`.
+    pub node_id: u64,
+    /// Name the Sentinel discovery commands answer to.
+    pub name: String,
+    /// Shared secret every peer connection must present.
+    pub secret: String,
+    /// The members a fresh cluster forms with (each node lists all of them).
+    pub peers: Vec<PeerConfig>,
+    pub mode: Mode,
+    pub fsync: Fsync,
+    pub read_consistency: ReadConsistency,
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Take a snapshot after this many applied entries.
+    pub snapshot_entries: u64,
+    /// Entries kept behind the last snapshot (so briefly lagging peers need no snapshot).
+    pub log_keep_entries: u64,
+    /// Largest peer frame (snapshots travel in one frame).
+    pub peer_frame_len_max_bytes: usize,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node_id: 0,
+            name: "keepbit".into(),
+            secret: String::new(),
+            peers: Vec::new(),
+            mode: Mode::default(),
+            fsync: Fsync::default(),
+            read_consistency: ReadConsistency::default(),
+            heartbeat_ms: 50,
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+            snapshot_entries: 10_000,
+            log_keep_entries: 5_000,
+            peer_frame_len_max_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+impl ClusterConfig {
+    pub fn me(&self) -> Option<&PeerConfig> {
+        self.peers.iter().find(|p| p.id == self.node_id)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, message: String| Err(ConfigError::Invalid { field, message });
+        if self.node_id == 0 {
+            return invalid("cluster.node_id", "must be set (a positive integer)".into());
+        }
+        if self.me().is_none() {
+            return invalid("cluster.peers", format!("must include this node (id {})", self.node_id));
+        }
+        let mut ids: Vec<u64> = self.peers.iter().map(|p| p.id).collect();
+        ids.sort();
+        ids.dedup();
+        if ids.len() != self.peers.len() {
+            return invalid("cluster.peers", "ids must be unique".into());
+        }
+        for p in &self.peers {
+            for (field, addr) in [("cluster.peers.addr", &p.addr), ("cluster.peers.client_addr", &p.client_addr)] {
+                if addr.parse::<std::net::SocketAddr>().is_err() {
+                    return invalid(field, format!("{addr:?} is not an ip:port address"));
+                }
+            }
+        }
+        if self.secret.is_empty() {
+            return invalid("cluster.secret", "must be set".into());
+        }
+        if self.heartbeat_ms == 0 || self.election_timeout_min_ms <= self.heartbeat_ms {
+            return invalid("cluster.election_timeout_min_ms", "must be greater than heartbeat_ms (> 0)".into());
+        }
+        if self.election_timeout_max_ms <= self.election_timeout_min_ms {
+            return invalid("cluster.election_timeout_max_ms", "must be greater than election_timeout_min_ms".into());
+        }
+        if self.snapshot_entries == 0 {
+            return invalid("cluster.snapshot_entries", "must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {
@@ -49,6 +182,7 @@ impl Default for Config {
             timeout_s: 0,
             data_dir: PathBuf::from("keepbit-data"),
             log_level: "info".into(),
+            cluster: None,
         }
     }
 }
@@ -106,7 +240,10 @@ impl Config {
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log_level.as_str()) {
             return invalid("log_level", "must be one of error, warn, info, debug, trace");
         }
-        Ok(())
+        match &self.cluster {
+            Some(c) => c.validate(),
+            None => Ok(()),
+        }
     }
 
     pub fn resp_limits(&self) -> keepbit_resp::Limits {
@@ -132,5 +269,31 @@ mod tests {
         let bad = Config { databases: 0, ..Config::default() };
         assert!(bad.validate().is_err());
         assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn cluster_section_parses_and_validates() {
+        let text = r#"
+            port = 7000
+            [cluster]
+            node_id = 2
+            secret = "s"
+            mode = "active-active"
+            fsync = "always"
+            peers = [
+                { id = 1, addr = "127.0.0.11:7001", client_addr = "127.0.0.11:6379" },
+                { id = 2, addr = "127.0.0.12:7001", client_addr = "127.0.0.12:6379" },
+            ]
+        "#;
+        let c: Config = toml::from_str(text).unwrap();
+        c.validate().unwrap();
+        let cluster = c.cluster.as_ref().unwrap();
+        assert_eq!(cluster.mode, Mode::ActiveActive);
+        assert_eq!(cluster.fsync, Fsync::Always);
+        assert_eq!(cluster.me().unwrap().addr, "127.0.0.12:7001");
+        let mut bad = c.clone();
+        bad.cluster.as_mut().unwrap().node_id = 9;
+        assert!(bad.validate().is_err());
+        assert!(toml::from_str::<Config>("[cluster]\nmode = \"both\"").is_err());
     }
 }

@@ -17,6 +17,7 @@
 //!   `Session`, the per-client state machine (AUTH, MULTI, SUBSCRIBE, CLIENT …).
 //! - [`glob`]: Redis glob patterns.
 
+pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod error;
@@ -27,3 +28,4 @@ pub mod raft;
 pub mod reply;
 pub mod server;
 pub mod store;
+pub mod up;

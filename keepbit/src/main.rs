@@ -19,6 +19,46 @@ struct Cli {
 enum Cmd {
     /// Run a Keepbit node.
     Server(ServerArgs),
+    /// Start a local cluster on 127.0.0.1 to try Keepbit (Ctrl-C stops it).
+    Up {
+        /// Number of nodes (3 or 5 tolerate one or two failures).
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Where the nodes keep their data and logs.
+        #[arg(long, default_value = "keepbit-data")]
+        data_dir: PathBuf,
+        /// Client ports are base+1 .. base+N; peer ports add 10000.
+        #[arg(long, default_value_t = 6380)]
+        base_port: u16,
+        /// active-passive or active-active.
+        #[arg(long, default_value = "active-passive")]
+        mode: String,
+    },
+    /// Inspect or change cluster membership through any node.
+    Cluster {
+        /// A node's client address.
+        #[arg(long, default_value = "127.0.0.1:6381")]
+        node: String,
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterAction {
+    /// Members, roles, term, commit/applied index and per-peer lag.
+    Status,
+    /// Add a node: it joins as a learner, catches up, then becomes a voter.
+    Add {
+        id: u64,
+        /// Its peer address, ip:port.
+        addr: String,
+        /// Its client address, ip:port.
+        #[arg(long)]
+        client_addr: String,
+    },
+    /// Remove a node from the cluster.
+    Remove { id: u64 },
 }
 
 #[derive(Args)]
@@ -75,7 +115,11 @@ impl ServerArgs {
 
 fn init_logging(level: &str) {
     let level = level.parse().unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn server(config: Config) -> anyhow::Result<()> {
@@ -88,7 +132,11 @@ async fn server(config: Config) -> anyhow::Result<()> {
     tracing::info!("keepbit {} listening on {local}", env!("CARGO_PKG_VERSION"));
     // Tests and scripts started with port 0 read the chosen port from this line.
     println!("listening on {local}");
+    let cluster_config = config.clone();
     let node = Arc::new(Node::new(config, Arc::new(SystemClock)));
+    if cluster_config.cluster.is_some() {
+        keepbit::raft::cluster::Cluster::start(node.clone(), &cluster_config).await?;
+    }
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
@@ -101,12 +149,41 @@ async fn server(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn cluster(node: String, action: ClusterAction) -> anyhow::Result<()> {
+    let args: Vec<String> = match action {
+        ClusterAction::Status => vec!["KEEPBIT".into(), "CLUSTER".into(), "STATUS".into()],
+        ClusterAction::Add { id, addr, client_addr } => {
+            vec!["KEEPBIT".into(), "CLUSTER".into(), "ADD".into(), id.to_string(), addr, client_addr]
+        }
+        ClusterAction::Remove { id } => vec!["KEEPBIT".into(), "CLUSTER".into(), "REMOVE".into(), id.to_string()],
+    };
+    let reply = keepbit::client::call_once(&node, &args, std::time::Duration::from_secs(60))
+        .await
+        .with_context(|| format!("cannot reach {node}"))?;
+    match reply {
+        keepbit_resp::Frame::Error(e) => anyhow::bail!("{}", String::from_utf8_lossy(&e)),
+        other => println!("{}", keepbit::client::text(&other).unwrap_or_else(|| format!("{other:?}"))),
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Cmd::Server(args) => {
             let config = args.into_config()?;
-            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(server(config))
+            rt.block_on(server(config))
         }
+        Cmd::Up { nodes, data_dir, base_port, mode } => {
+            if !(1..=9).contains(&nodes) {
+                anyhow::bail!("--nodes must be between 1 and 9");
+            }
+            if mode != "active-passive" && mode != "active-active" {
+                anyhow::bail!("--mode must be active-passive or active-active");
+            }
+            rt.block_on(keepbit::up::run(keepbit::up::UpOptions { nodes, data_dir, base_port, mode }))
+        }
+        Cmd::Cluster { node, action } => rt.block_on(cluster(node, action)),
     }
 }

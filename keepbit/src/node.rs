@@ -3,7 +3,9 @@
 //! keyspace only through `store::apply`. After each op the node wakes clients blocked
 //! on the keys it touched and marks WATCHes on them dirty.
 //!
-//! `submit` is the seam where the replicated log goes: today it applies at once.
+//! Standalone, an op is applied at once under the node's lock. In a cluster
+//! (`raft::cluster`), the op is proposed to the replicated log and applied by the state
+//! machine on every node once committed; the reply comes from that apply.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -21,6 +23,8 @@ use crate::error::CmdError;
 use crate::pubsub::PubSub;
 use crate::reply::Reply;
 use crate::server::client::Clients;
+use crate::raft::cluster::Cluster;
+use crate::raft::types::{LogId, Response, StoredMembership};
 use crate::store::{self, Effects, Keyspace, Op, OpKind, Touch};
 
 /// Wall-clock time, injected so tests and simulations can control it.
@@ -71,6 +75,10 @@ struct State {
     watches: HashMap<(usize, Bytes), Vec<WatchFlag>>,
     blocked: HashMap<(usize, Bytes), Vec<Arc<Notify>>>,
     rng: SmallRng,
+    /// Last log entry applied (cluster only), kept with the keyspace so a snapshot sees both
+    /// at the same instant.
+    applied: Option<LogId>,
+    membership: StoredMembership,
 }
 
 /// The limits a connection checks on every read, kept apart from `Config` so reading
@@ -104,6 +112,7 @@ pub struct Node {
     pub started_unix_s: u64,
     pub run_id: String,
     pub databases: usize,
+    cluster: std::sync::OnceLock<Arc<Cluster>>,
 }
 
 /// Delivers PUBLISH ops to this node's subscribers.
@@ -132,6 +141,8 @@ impl Node {
                 watches: HashMap::new(),
                 blocked: HashMap::new(),
                 rng,
+                applied: None,
+                membership: StoredMembership::default(),
             }),
             limits: Mutex::new(ConnLimits::of(&config)),
             config: Mutex::new(config),
@@ -143,7 +154,17 @@ impl Node {
             started: Instant::now(),
             run_id,
             databases,
+            cluster: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Attaches the replication layer; from then on writes go through the log.
+    pub fn attach_cluster(&self, cluster: Arc<Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.get()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -168,8 +189,8 @@ impl Node {
         self.clock.now_ms()
     }
 
-    /// Runs a read command.
-    pub fn read(&self, db: usize, spec: &Spec, args: &[Bytes]) -> Reply {
+    /// Runs a read command against the local keyspace.
+    pub fn read_local(&self, db: usize, spec: &Spec, args: &[Bytes]) -> Reply {
         let Run::Read(f) = spec.run else {
             return CmdError::err("not a read command").to_reply();
         };
@@ -205,15 +226,78 @@ impl Node {
         rewritten.unwrap_or_else(|| args.to_vec()).iter().map(own).collect()
     }
 
-    /// Runs a write command: prepare, log, apply.
-    pub fn write(&self, db: usize, args: &[Bytes]) -> Reply {
+    /// Turns a write command into its op: time, seed and rewritten arguments.
+    pub fn make_op(&self, db: usize, args: &[Bytes]) -> Op {
         let now_ms = self.clock.now_ms();
         let mut st = self.lock();
         let now_ms = now_ms.max(st.ks.now_ms);
         let args = Self::prepare(&mut st, db, now_ms, args);
         let seed = st.rng.gen();
-        let op = Op { db: db as u32, now_ms, seed, kind: OpKind::Cmd(args) };
+        Op { db: db as u32, now_ms, seed, kind: OpKind::Cmd(args) }
+    }
+
+    /// Runs a write command: standalone it applies at once; in a cluster it goes through
+    /// the replicated log.
+    pub async fn write(&self, db: usize, args: &[Bytes]) -> Reply {
+        if let Some(c) = self.cluster.get() {
+            return c.write(self, db, args).await;
+        }
+        let op = self.make_op(db, args);
+        let mut st = self.lock();
         self.submit(&mut st, &op).0
+    }
+
+    /// Applies a committed log entry's op (the state machine calls this on every node).
+    pub fn apply_logged(&self, log_id: LogId, encoded: &[u8]) -> Response {
+        let mut st = self.lock();
+        st.applied = Some(log_id);
+        match Op::decode(encoded) {
+            Ok(op) => {
+                let (reply, db_after) = self.submit(&mut st, &op);
+                Response { reply, db_after }
+            }
+            Err(e) => {
+                // An op this version cannot read: every node skips it alike.
+                tracing::error!("skipping undecodable log entry {log_id}: {e}");
+                Response { reply: CmdError::err(format!("undecodable op: {e}")).to_reply(), db_after: 0 }
+            }
+        }
+    }
+
+    /// Records a log entry that carries no op (blank or membership).
+    pub fn apply_meta(&self, log_id: LogId, membership: Option<StoredMembership>) {
+        let mut st = self.lock();
+        st.applied = Some(log_id);
+        if let Some(m) = membership {
+            st.membership = m;
+        }
+    }
+
+    pub fn applied_state(&self) -> (Option<LogId>, StoredMembership) {
+        let st = self.lock();
+        (st.applied.clone(), st.membership.clone())
+    }
+
+    /// A consistent image for a snapshot: keyspace, last applied entry and membership.
+    pub fn snapshot_view(&self) -> (Keyspace, Option<LogId>, StoredMembership) {
+        let st = self.lock();
+        (st.ks.clone(), st.applied.clone(), st.membership.clone())
+    }
+
+    /// Replaces the whole state from a snapshot. Blocked clients and WATCHes are
+    /// signalled for every database, since anything may have changed.
+    pub fn install(&self, ks: Keyspace, applied: Option<LogId>, membership: StoredMembership) {
+        let mut st = self.lock();
+        let dbs = st.ks.dbs.len().max(ks.dbs.len());
+        st.ks = ks;
+        while st.ks.dbs.len() < self.databases {
+            st.ks.dbs.push(Default::default());
+        }
+        st.applied = applied;
+        st.membership = membership;
+        for d in 0..dbs {
+            Self::signal(&mut st, &Touch::Db(d));
+        }
     }
 
     /// The one place ops enter the keyspace.
@@ -247,14 +331,9 @@ impl Node {
         }
     }
 
-    /// Runs a MULTI/EXEC block atomically; `None` when a WATCHed key changed.
-    pub fn exec(&self, db: usize, queued: &[Vec<Bytes>], watch: &WatchFlag) -> Option<(Reply, usize)> {
-        let now_ms = self.clock.now_ms();
-        let mut st = self.lock();
-        if watch.load(Relaxed) {
-            return None;
-        }
-        let now_ms = now_ms.max(st.ks.now_ms);
+    /// Turns a MULTI block into one op.
+    fn make_multi(&self, st: &mut State, db: usize, queued: &[Vec<Bytes>]) -> Op {
+        let now_ms = self.clock.now_ms().max(st.ks.now_ms);
         let mut cur_db = db;
         let mut cmds = Vec::with_capacity(queued.len());
         for args in queued {
@@ -263,27 +342,61 @@ impl Node {
                     cur_db = (d.max(0) as usize).min(self.databases - 1);
                 }
             }
-            cmds.push(Self::prepare(&mut st, cur_db, now_ms, args));
+            cmds.push(Self::prepare(st, cur_db, now_ms, args));
         }
         let seed = st.rng.gen();
-        let op = Op { db: db as u32, now_ms, seed, kind: OpKind::Multi(cmds) };
+        Op { db: db as u32, now_ms, seed, kind: OpKind::Multi(cmds) }
+    }
+
+    /// Runs a MULTI/EXEC block atomically; `None` when a WATCHed key changed.
+    pub async fn exec(&self, db: usize, queued: &[Vec<Bytes>], watch: &WatchFlag) -> Option<(Reply, usize)> {
+        if let Some(c) = self.cluster.get() {
+            // WATCH is checked when the block is proposed; ops still in flight then are
+            // not seen (documented in README).
+            if watch.load(Relaxed) {
+                return None;
+            }
+            let op = {
+                let mut st = self.lock();
+                self.make_multi(&mut st, db, queued)
+            };
+            return Some(c.submit_op(op).await);
+        }
+        let mut st = self.lock();
+        if watch.load(Relaxed) {
+            return None;
+        }
+        let op = self.make_multi(&mut st, db, queued);
         Some(self.submit(&mut st, &op))
     }
 
-    /// One pass of active expiry: deletes (through ops) keys whose time has passed.
-    /// Returns how many keys were deleted.
-    pub fn expire_cycle(&self, max_per_db: usize) -> usize {
+    /// Expiry ops for keys whose time has passed, at most `max_per_db` per database.
+    fn due_ops(&self, max_per_db: usize) -> Vec<Op> {
         let now_ms = self.clock.now_ms();
-        let mut st = self.lock();
+        let st = self.lock();
         let now_ms = now_ms.max(st.ks.now_ms);
+        (0..st.ks.dbs.len())
+            .filter_map(|db| {
+                let due = st.ks.db(db).due(now_ms, max_per_db);
+                (!due.is_empty()).then(|| Op { db: db as u32, now_ms, seed: 0, kind: OpKind::Expire(due) })
+            })
+            .collect()
+    }
+
+    /// One pass of active expiry: deletes (through ops) keys whose time has passed.
+    /// In a cluster only the primary expires keys. Returns how many keys were deleted.
+    pub async fn expire_cycle(&self, max_per_db: usize) -> usize {
+        let cluster = self.cluster.get();
+        if cluster.is_some_and(|c| !c.is_primary()) {
+            return 0;
+        }
         let mut total = 0;
-        for db in 0..st.ks.dbs.len() {
-            let due = st.ks.db(db).due(now_ms, max_per_db);
-            if due.is_empty() {
-                continue;
-            }
-            let op = Op { db: db as u32, now_ms, seed: 0, kind: OpKind::Expire(due) };
-            if let (Reply::Int(n), _) = self.submit(&mut st, &op) {
+        for op in self.due_ops(max_per_db) {
+            let reply = match cluster {
+                Some(c) => c.submit_op(op).await.0,
+                None => self.submit(&mut self.lock(), &op).0,
+            };
+            if let Reply::Int(n) = reply {
                 total += n as usize;
             }
         }
@@ -292,7 +405,7 @@ impl Node {
     }
 
     /// Serves a blocking command if one of its keys holds data; `None` means wait.
-    pub fn try_blocking(&self, db: usize, args: &[Bytes], keys: &[Bytes]) -> Option<Reply> {
+    pub async fn try_blocking(&self, db: usize, args: &[Bytes], keys: &[Bytes]) -> Option<Reply> {
         let now_ms = self.clock.now_ms();
         {
             let st = self.lock();
@@ -303,7 +416,7 @@ impl Node {
             }
         }
         // A key may have been emptied in between; the write then answers "nothing".
-        let reply = self.write(db, args);
+        let reply = self.write(db, args).await;
         match reply {
             Reply::NilArray | Reply::Nil => None,
             r => Some(r),
@@ -369,7 +482,7 @@ impl Node {
                 tick.tick().await;
                 let Some(node) = weak.upgrade() else { return };
                 // Keep going while a large share of the sample was due, as Redis does.
-                while node.expire_cycle(200) >= 200 {
+                while node.expire_cycle(200).await >= 200 {
                     tokio::task::yield_now().await;
                 }
             }

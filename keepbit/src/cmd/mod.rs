@@ -204,6 +204,12 @@ fn build_table() -> Vec<Spec> {
         spec!("flushdb", -1, WR, (0, 0, 0), "server", w(sv::flushdb), "Removes all keys from the current database."),
         spec!("flushall", -1, WR, (0, 0, 0), "server", w(sv::flushall), "Removes all keys from all databases."),
         spec!("swapdb", 3, WRF, (0, 0, 0), "server", w(sv::swapdb), "Swaps two Redis databases."),
+        // replication and discovery
+        spec!("readonly", 1, CONN, (0, 0, 0), "cluster", S, "Enables read-only queries for a connection to a standby."),
+        spec!("readwrite", 1, CONN, (0, 0, 0), "cluster", S, "Disables read-only queries for a connection."),
+        spec!("wait", 3, NOSCRIPT, (0, 0, 0), "generic", S, "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed."),
+        spec!("sentinel", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "sentinel", S, "Sentinel discovery: where the primary and its replicas are."),
+        spec!("keepbit", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "server", S, "Keepbit cluster administration: CLUSTER STATUS | ADD | REMOVE."),
         // transactions
         spec!("multi", 1, CONN | TX_CONTROL, (0, 0, 0), "transactions", S, "Starts a transaction."),
         spec!("exec", 1, NOSCRIPT | LOADING | STALE | TX_CONTROL, (0, 0, 0), "transactions", S, "Executes all commands in a transaction."),

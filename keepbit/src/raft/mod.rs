@@ -7,7 +7,9 @@
 //! - [`network`], [`peer`]: node-to-node RPC over TCP (length-delimited frames, cluster
 //!   secret, pooled connections, timeouts), client and server sides.
 
+pub mod cluster;
 pub mod log_store;
 pub mod network;
 pub mod peer;
+pub mod state_machine;
 pub mod types;

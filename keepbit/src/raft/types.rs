@@ -27,14 +27,36 @@ pub struct Response {
     pub db_after: usize,
 }
 
+/// A cluster member as the log records it: where peers reach it, and where clients do
+/// (what Sentinel discovery, ROLE and redirections report).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// Peer (Raft) address, `ip:port`.
+    pub addr: String,
+    /// Client (RESP) address, `ip:port`.
+    pub client_addr: String,
+}
+
+impl Node {
+    pub fn new(addr: impl Into<String>, client_addr: impl Into<String>) -> Node {
+        Node { addr: addr.into(), client_addr: client_addr.into() }
+    }
+}
+
+impl fmt::Display for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (clients {})", self.addr, self.client_addr)
+    }
+}
+
 openraft::declare_raft_types!(
     pub TypeConfig:
         D = Request,
         R = Response,
+        Node = Node,
 );
 
 pub type NodeId = u64;
-pub type Node = openraft::BasicNode;
 pub type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
 pub type LogId = openraft::type_config::alias::LogIdOf<TypeConfig>;
 pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;

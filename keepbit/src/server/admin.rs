@@ -183,7 +183,7 @@ pub fn server_command(s: &mut Session, name: &str, a: &[Bytes]) -> Result<Reply>
         "command" => command(a),
         "info" => Ok(info(s, &a[1..])),
         "config" => config(s, a),
-        "role" => Ok(Reply::Array(vec![Reply::bulk("master"), Reply::Int(0), Reply::Array(vec![])])),
+        "role" => Ok(super::replication::role(s)),
         "lastsave" => Ok(Reply::Int(s.node.started_unix_s as i64)),
         "pubsub" => pubsub(s, a),
         _ => Err(CmdError::unknown_command(a)),
@@ -374,10 +374,7 @@ fn info_section(s: &Session, section: &str, out: &mut String) {
         }
         "replication" => {
             out.push_str("# Replication\r\n");
-            kv(out, "role", "master");
-            kv(out, "connected_slaves", 0);
-            kv(out, "master_replid", &node.run_id);
-            kv(out, "master_repl_offset", 0);
+            super::replication::info_replication(s, out);
         }
         "cpu" => out.push_str("# CPU\r\n"),
         "keyspace" => {

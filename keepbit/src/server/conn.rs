@@ -138,7 +138,7 @@ impl Conn {
                     return Ok(false);
                 }
             };
-            match self.session.handle(args) {
+            match self.session.handle(args).await {
                 Next::Reply(r) => self.encode(&r),
                 Next::Replies(rs) => rs.iter().for_each(|r| self.encode(r)),
                 Next::Close(r) => {
@@ -164,7 +164,7 @@ impl Conn {
         client.blocked.store(true, Relaxed);
         let limit = node.conn_limits().query_buffer_bytes;
         let result = loop {
-            if let Some(r) = node.try_blocking(b.db, &b.args, &b.keys) {
+            if let Some(r) = node.try_blocking(b.db, &b.args, &b.keys).await {
                 break Some(r);
             }
             let deadline = b.deadline;

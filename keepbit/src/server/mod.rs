@@ -1,6 +1,7 @@
 //! The client-facing server: accepts connections and runs one task per client.
 
 pub mod admin;
+mod replication;
 pub mod client;
 mod conn;
 pub mod session;

@@ -44,6 +44,8 @@ pub struct Session {
     pub proto: Proto,
     pub db: usize,
     authed: bool,
+    /// READONLY was sent: a standby may serve (possibly stale) reads on this connection.
+    pub readonly: bool,
     multi: Option<Vec<Vec<Bytes>>>,
     multi_failed: bool,
     watch_flag: WatchFlag,
@@ -62,6 +64,7 @@ impl Session {
             proto: Proto::Resp2,
             db: 0,
             authed,
+            readonly: false,
             multi: None,
             multi_failed: false,
             watch_flag: Arc::new(AtomicBool::new(false)),
@@ -77,7 +80,7 @@ impl Session {
     }
 
     /// Handles one request.
-    pub fn handle(&mut self, args: Vec<Bytes>) -> Next {
+    pub async fn handle(&mut self, args: Vec<Bytes>) -> Next {
         self.node.stats.commands_processed.fetch_add(1, Relaxed);
         let command = match Command::parse(args) {
             Ok(c) => c,
@@ -105,7 +108,7 @@ impl Session {
         if self.multi.is_some() && !spec.has(flags::TX_CONTROL) {
             return Next::Reply(self.queue(command));
         }
-        self.dispatch(command)
+        self.dispatch(command).await
     }
 
     fn queue(&mut self, command: Command) -> Reply {
@@ -120,28 +123,35 @@ impl Session {
         Reply::simple("QUEUED")
     }
 
-    fn dispatch(&mut self, command: Command) -> Next {
+    async fn dispatch(&mut self, command: Command) -> Next {
         let Command { spec, args } = command;
         match spec.run {
             Run::Read(_) if spec.name == "ping" && self.subscribed() && self.proto == Proto::Resp2 => {
                 let msg = args.get(1).cloned().unwrap_or_default();
                 Next::Reply(Reply::Array(vec![Reply::bulk("pong"), Reply::Bulk(msg)]))
             }
-            Run::Read(_) => Next::Reply(self.node.read(self.db, spec, &args)),
-            Run::Write(..) if spec.has(flags::BLOCKING) => self.blocking(args),
-            Run::Write(..) => Next::Reply(self.node.write(self.db, &args)),
-            Run::Session => self.session_command(spec.name, args),
+            Run::Read(_) => {
+                if let (true, Some(c)) = (spec.has(flags::READONLY), self.node.cluster()) {
+                    if let Err(reply) = c.read_barrier(self.readonly).await {
+                        return Next::Reply(reply);
+                    }
+                }
+                Next::Reply(self.node.read_local(self.db, spec, &args))
+            }
+            Run::Write(..) if spec.has(flags::BLOCKING) => self.blocking(args).await,
+            Run::Write(..) => Next::Reply(self.node.write(self.db, &args).await),
+            Run::Session => self.session_command(spec.name, args).await,
         }
     }
 
-    fn blocking(&mut self, args: Vec<Bytes>) -> Next {
+    async fn blocking(&mut self, args: Vec<Bytes>) -> Next {
         let name = lossy(&args[0]).to_lowercase();
         let spec = if name.starts_with("bz") { cmd::bz_blocking_spec(&args) } else { cmd::blocking_spec(&args) };
         let (keys, timeout) = match spec {
             Ok(s) => s,
             Err(e) => return Next::Reply(e.to_reply()),
         };
-        if let Some(reply) = self.node.try_blocking(self.db, &args, &keys) {
+        if let Some(reply) = self.node.try_blocking(self.db, &args, &keys).await {
             return Next::Reply(reply);
         }
         let notify = Arc::new(Notify::new());
@@ -155,15 +165,26 @@ impl Session {
         })
     }
 
-    fn session_command(&mut self, name: &str, args: Vec<Bytes>) -> Next {
+    async fn session_command(&mut self, name: &str, args: Vec<Bytes>) -> Next {
         let reply = match name {
+            "readonly" => {
+                self.readonly = true;
+                Ok(Reply::Ok)
+            }
+            "readwrite" => {
+                self.readonly = false;
+                Ok(Reply::Ok)
+            }
+            "exec" => self.exec().await,
+            "wait" => super::replication::wait(self, &args).await,
+            "sentinel" => super::replication::sentinel(self, &args),
+            "keepbit" => super::replication::keepbit_admin(self, &args).await,
             "hello" => self.hello(&args),
             "auth" => self.auth(&args),
             "select" => self.select(&args),
             "quit" => return Next::Close(Reply::Ok),
             "reset" => self.reset(),
             "multi" => self.multi(),
-            "exec" => self.exec(),
             "discard" => self.discard(),
             "watch" => self.watch(&args),
             "unwatch" => {
@@ -293,7 +314,7 @@ impl Session {
         self.multi.take()
     }
 
-    fn exec(&mut self) -> Result<Reply, CmdError> {
+    async fn exec(&mut self) -> Result<Reply, CmdError> {
         let Some(queued) = self.end_multi() else {
             return Err(CmdError::err("EXEC without MULTI"));
         };
@@ -301,7 +322,12 @@ impl Session {
             self.unwatch_all();
             return Err(CmdError::Coded("EXECABORT Transaction discarded because of previous errors.".into()));
         }
-        let result = self.node.exec(self.db, &queued, &self.watch_flag);
+        let forward = self.node.cluster().filter(|c| !c.is_primary() && c.config.mode == crate::config::Mode::ActiveActive);
+        let result = match forward {
+            Some(c) if !self.watch_flag.load(Relaxed) => Some(c.forward_exec(self.db, queued).await),
+            Some(_) => None,
+            None => self.node.exec(self.db, &queued, &self.watch_flag).await,
+        };
         self.unwatch_all();
         Ok(match result {
             None => Reply::NilArray,
