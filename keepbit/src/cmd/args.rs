@@ -43,30 +43,97 @@ pub fn parse_count(arg: &[u8], err: CmdError) -> Result<usize, CmdError> {
     }
 }
 
-/// Parses a float like Redis's `strtod` checks: no spaces, no NaN; `inf`, `+inf`, `-inf`.
-pub fn parse_f64(arg: &[u8]) -> Result<f64, CmdError> {
-    let s = std::str::from_utf8(arg).map_err(|_| CmdError::NotFloat)?;
-    if s.is_empty() || s.starts_with(|c: char| c.is_whitespace()) || s.ends_with(|c: char| c.is_whitespace()) {
-        return Err(CmdError::NotFloat);
-    }
+/// A C `strtod` over the whole argument: decimal, hexadecimal (`0x1p4`), `inf`,
+/// `infinity`, `nan`, with a sign. Returns the value and whether it was out of range
+/// (overflow to infinity, or underflow), or `None` if the text is not a number.
+fn strtod(s: &str) -> Option<(f64, bool)> {
     let lower = s.to_ascii_lowercase();
-    let v: f64 = match lower.as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
-        _ if lower.contains("inf") || lower.contains("nan") => return Err(CmdError::NotFloat),
-        _ => lower.parse().map_err(|_| CmdError::NotFloat)?,
+    let (neg, body) = match lower.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, lower.strip_prefix('+').unwrap_or(&lower)),
     };
-    Ok(v)
+    let sign = if neg { -1.0 } else { 1.0 };
+    match body {
+        "inf" | "infinity" => return Some((sign * f64::INFINITY, false)),
+        "nan" => return Some((f64::NAN, false)),
+        _ => {}
+    }
+    let (v, nonzero_digits) = if let Some(hex) = body.strip_prefix("0x") {
+        parse_hex_float(hex)?
+    } else {
+        if body.is_empty() || !body.bytes().all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'+' | b'-')) {
+            return None;
+        }
+        let v: f64 = body.parse().ok()?;
+        let mantissa = body.split('e').next().unwrap_or("");
+        (v, mantissa.bytes().any(|c| (b'1'..=b'9').contains(&c)))
+    };
+    let out_of_range = v.is_infinite() || (nonzero_digits && (v == 0.0 || v.is_subnormal()));
+    Some((sign * v, out_of_range))
 }
 
-/// Blocking-command timeout in seconds (a float); `None` means wait forever.
+/// `hh.hhp±d` after `0x`: the value and whether any digit was non-zero.
+fn parse_hex_float(s: &str) -> Option<(f64, bool)> {
+    let (mantissa, exp) = match s.split_once('p') {
+        Some((m, e)) => (m, e.parse::<i32>().ok()?),
+        None => (s, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    let mut nonzero = false;
+    for c in int.chars() {
+        let d = c.to_digit(16)?;
+        nonzero |= d != 0;
+        v = v * 16.0 + d as f64;
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        let d = c.to_digit(16)?;
+        nonzero |= d != 0;
+        v += d as f64 * scale;
+        scale /= 16.0;
+    }
+    Some((v * 2f64.powi(exp.clamp(-2000, 2000)), nonzero))
+}
+
+/// Parses a float as Redis's `string2d` does: C `strtod` syntax (hex floats included),
+/// no spaces, no NaN, and no out-of-range values.
+pub fn parse_f64(arg: &[u8]) -> Result<f64, CmdError> {
+    let s = std::str::from_utf8(arg).map_err(|_| CmdError::NotFloat)?;
+    match strtod(s) {
+        Some((v, false)) if !v.is_nan() => Ok(v),
+        _ => Err(CmdError::NotFloat),
+    }
+}
+
+/// Like [`parse_f64`] but out-of-range values saturate instead of failing (score range
+/// bounds, which Redis reads with a bare `strtod`).
+pub fn parse_f64_saturating(arg: &[u8]) -> Result<f64, CmdError> {
+    let s = std::str::from_utf8(arg).map_err(|_| CmdError::NotFloat)?;
+    match strtod(s) {
+        Some((v, _)) if !v.is_nan() => Ok(v),
+        _ => Err(CmdError::NotFloat),
+    }
+}
+
+/// Blocking-command timeout in seconds (a float); `None` means wait forever. As Redis:
+/// a timeout whose deadline does not fit in milliseconds since the epoch is out of range.
 pub fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
-    let secs = parse_f64(arg).map_err(|_| CmdError::TimeoutNotFloat)?;
+    let s = std::str::from_utf8(arg).map_err(|_| CmdError::TimeoutNotFloat)?;
+    let secs = match strtod(s) {
+        Some((v, _)) if !v.is_nan() => v,
+        _ => return Err(CmdError::TimeoutNotFloat),
+    };
     if secs < 0.0 {
         return Err(CmdError::TimeoutNegative);
     }
-    if !secs.is_finite() || secs > 1e12 {
-        return Err(CmdError::TimeoutNotFloat);
+    let out_of_range = || CmdError::err("timeout is out of range");
+    let ms = secs * 1000.0;
+    if !ms.is_finite() || ms > (i64::MAX / 2) as f64 {
+        return Err(out_of_range());
     }
     Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
 }
@@ -113,9 +180,17 @@ mod tests {
         assert_eq!(parse_f64(b"1.5"), Ok(1.5));
         assert_eq!(parse_f64(b"-inf"), Ok(f64::NEG_INFINITY));
         assert_eq!(parse_f64(b"1e3"), Ok(1000.0));
-        for bad in [&b"nan"[..], b" 1", b"abc", b""] {
-            assert_eq!(parse_f64(bad), Err(CmdError::NotFloat));
+        assert_eq!(parse_f64(b"0x10"), Ok(16.0));
+        assert_eq!(parse_f64(b"0x1p4"), Ok(16.0));
+        assert_eq!(parse_f64(b"-0x.8"), Ok(-0.5));
+        for bad in [&b"nan"[..], b" 1", b"abc", b"", b"1e400", b"-1e400", b"1e-400", b"0x"] {
+            assert_eq!(parse_f64(bad), Err(CmdError::NotFloat), "{:?}", lossy(bad));
         }
+        assert_eq!(parse_f64_saturating(b"1e400"), Ok(f64::INFINITY));
+        assert_eq!(parse_timeout(b"1e13").map(|d| d.is_some()), Ok(true));
+        assert_eq!(parse_timeout(b"inf"), Err(CmdError::err("timeout is out of range")));
+        assert_eq!(parse_timeout(b"-1"), Err(CmdError::TimeoutNegative));
+        assert_eq!(parse_timeout(b"x"), Err(CmdError::TimeoutNotFloat));
     }
 
     #[test]

@@ -95,6 +95,9 @@ pub fn hincrby(ctx: &mut WriteCtx, a: &[Bytes]) -> CmdResult {
 
 pub fn hincrbyfloat(ctx: &mut WriteCtx, a: &[Bytes]) -> CmdResult {
     let by = args::parse_f64(&a[3])?;
+    if !by.is_finite() {
+        return Err(CmdError::err("value is NaN or Infinity"));
+    }
     let cur = match ctx.get_hash(&a[1])?.and_then(|h| h.get(&a[2])) {
         None => 0.0,
         Some(v) => args::parse_f64(v).map_err(|_| CmdError::err("hash value is not a float"))?,
@@ -130,6 +133,9 @@ pub fn hrandfield(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     let picked: Vec<(&Bytes, &Bytes)> = if count >= 0 {
         h.iter().choose_multiple(ctx.rng, count as usize)
     } else {
+        if count == i64::MIN {
+            return Err(CmdError::err("value is out of range, value must between -9223372036854775807 and 9223372036854775807"));
+        }
         let n = count.unsigned_abs();
         if n > (i64::MAX / 2) as u64 {
             return Err(CmdError::err("value is out of range"));

@@ -237,7 +237,7 @@ pub fn expiretime(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
         return Ok(Reply::Int(-2));
     }
     let Some(at) = ctx.db().expire_at(&a[1]) else { return Ok(Reply::Int(-1)) };
-    Ok(Reply::Int(if is(&a[0], "pexpiretime") { at as i64 } else { at as i64 / 1000 }))
+    Ok(Reply::Int(if is(&a[0], "pexpiretime") { at as i64 } else { (at as i64 + 500) / 1000 }))
 }
 
 pub fn persist(ctx: &mut WriteCtx, a: &[Bytes]) -> CmdResult {

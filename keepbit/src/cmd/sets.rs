@@ -141,6 +141,9 @@ pub fn srandmember(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     match count {
         None => Ok(Reply::opt_bulk(s.iter().choose(ctx.rng).cloned())),
         Some(c) if c >= 0 => Ok(Reply::bulks(s.iter().choose_multiple(ctx.rng, c as usize).into_iter().cloned())),
+        Some(i64::MIN) => Err(CmdError::err(
+            "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+        )),
         Some(c) => {
             let n = c.unsigned_abs();
             if n > (i64::MAX / 2) as u64 {
@@ -241,7 +244,7 @@ pub fn sdiffstore(ctx: &mut WriteCtx, a: &[Bytes]) -> CmdResult {
 
 /// Parses `numkeys key… [LIMIT n]` (SINTERCARD, ZINTERCARD): the keys and the limit (0: none).
 pub fn numkeys_with_limit(a: &[Bytes]) -> Result<(Vec<Bytes>, usize), CmdError> {
-    let n = parse_i64(&a[1])?;
+    let n = parse_i64(&a[1]).unwrap_or(0);
     if n <= 0 {
         return Err(CmdError::err("numkeys should be greater than 0"));
     }

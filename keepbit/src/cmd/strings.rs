@@ -269,12 +269,20 @@ pub fn incr(ctx: &mut WriteCtx, a: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(new))
 }
 
-/// Formats a float the way INCRBYFLOAT stores it: plain decimal, no exponent.
+/// Formats a float the way INCRBYFLOAT stores it: plain decimal, no exponent, at most
+/// 17 decimals with trailing zeros trimmed (Redis's `%.17Lf` human form, over f64).
 pub fn human_float(v: f64) -> Bytes {
     if v == v.trunc() && v.abs() < 1e17 {
         return args::int_bytes(v as i64);
     }
-    Bytes::from(format!("{v}"))
+    let shortest = format!("{v}");
+    let decimals = shortest.split_once('.').map_or(0, |(_, f)| f.len());
+    if decimals <= 17 {
+        return Bytes::from(shortest);
+    }
+    let fixed = format!("{v:.17}");
+    let trimmed = fixed.trim_end_matches('0').trim_end_matches('.');
+    Bytes::from(if trimmed == "-0" { "0".to_string() } else { trimmed.to_string() })
 }
 
 pub fn incrbyfloat(ctx: &mut WriteCtx, a: &[Bytes]) -> CmdResult {
@@ -320,10 +328,14 @@ pub fn getrange(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     if start < 0 && end < 0 && start > end {
         return Ok(Reply::bulk(""));
     }
-    Ok(Reply::Bulk(match args::clamp_range(start, end, v.len()) {
-        Some((s, e)) => v.slice(s..=e),
-        None => Bytes::new(),
-    }))
+    // Redis clamps both ends into the string (unlike list ranges).
+    let len = v.len() as i64;
+    let start = if start < 0 { (len + start).max(0) } else { start };
+    let end = if end < 0 { (len + end).max(0) } else { end }.min(len - 1);
+    if len == 0 || start > end {
+        return Ok(Reply::bulk(""));
+    }
+    Ok(Reply::Bulk(v.slice(start as usize..=end as usize)))
 }
 
 pub fn setrange(ctx: &mut WriteCtx, a: &[Bytes]) -> CmdResult {

@@ -74,7 +74,7 @@ fn parse_score_bound(arg: &[u8]) -> Result<ScoreBound, CmdError> {
     } else {
         let start = num.iter().position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'));
         let trimmed = start.map_or(&[][..], |i| &num[i..]);
-        parse_f64(trimmed).map_err(|_| CmdError::err("min or max is not a float"))?
+        args::parse_f64_saturating(trimmed).map_err(|_| CmdError::err("min or max is not a float"))?
     };
     Ok(ScoreBound { value, exclusive })
 }

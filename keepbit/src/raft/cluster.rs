@@ -102,11 +102,8 @@ impl Cluster {
         };
         let log = LogStore::open(&dir.join("log"), LogOptions { fsync, ..LogOptions::default() }).await?;
         let sm = StateMachine::open(&dir.join("state"), node.clone())?;
-        let network = Network::new(
-            peer_addr.ip(),
-            cc.secret.clone(),
-            PeerLimits { frame_len_max_bytes: cc.peer_frame_len_max_bytes, ..PeerLimits::default() },
-        );
+        let limits = PeerLimits { frame_len_max_bytes: cc.peer_frame_len_max_bytes, ..PeerLimits::default() };
+        let network = Network::new(peer_addr.ip(), cc.secret.clone(), limits.clone()).with_node_id(cc.node_id);
         let raft_config = openraft::Config {
             cluster_name: cc.name.clone(),
             heartbeat_interval: cc.heartbeat_ms,
@@ -131,7 +128,14 @@ impl Cluster {
             primary: AtomicBool::new(false),
         });
         let handler: Arc<dyn AppHandler> = Arc::new(Handler { node: Arc::downgrade(&node) });
-        tokio::spawn(peer::serve(listener, raft.clone(), cc.secret.clone(), handler, std::future::pending::<()>()));
+        tokio::spawn(peer::serve_with_limits(
+            listener,
+            raft.clone(),
+            cc.secret.clone(),
+            handler,
+            limits,
+            std::future::pending::<()>(),
+        ));
         if !raft.is_initialized().await? {
             let members: BTreeMap<NodeId, Member> =
                 cc.peers.iter().map(|p| (p.id, Member::new(p.addr.clone(), p.client_addr.clone()))).collect();

@@ -160,7 +160,8 @@ impl Session {
             args,
             db: self.db,
             keys,
-            deadline: timeout.map(|t: Duration| Instant::now() + t),
+            // A deadline too far to represent waits forever.
+            deadline: timeout.and_then(|t: Duration| Instant::now().checked_add(t)),
             notify,
         })
     }
