@@ -89,8 +89,12 @@ pub struct ClusterConfig {
     pub name: String,
     /// Shared secret every peer connection must present.
     pub secret: String,
-    /// The members a fresh cluster forms with (each node lists all of them).
+    /// The members a fresh cluster forms with (each node lists all of them). A joining
+    /// node lists them plus itself.
     pub peers: Vec<PeerConfig>,
+    /// This node joins a running cluster (`keepbit cluster add`) instead of forming one:
+    /// it never proposes an initial membership, and waits until the primary adds it.
+    pub join: bool,
     pub mode: Mode,
     pub fsync: Fsync,
     pub read_consistency: ReadConsistency,
@@ -112,6 +116,7 @@ impl Default for ClusterConfig {
             name: "keepbit".into(),
             secret: String::new(),
             peers: Vec::new(),
+            join: false,
             mode: Mode::default(),
             fsync: Fsync::default(),
             read_consistency: ReadConsistency::default(),

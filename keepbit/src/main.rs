@@ -37,7 +37,7 @@ enum Cmd {
     /// Inspect or change cluster membership through any node.
     Cluster {
         /// A node's client address.
-        #[arg(long, default_value = "127.0.0.1:6381")]
+        #[arg(long, global = true, default_value = "127.0.0.1:6381")]
         node: String,
         #[command(subcommand)]
         action: ClusterAction,

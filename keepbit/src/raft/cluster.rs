@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -72,8 +72,12 @@ pub struct Cluster {
     pub config: ClusterConfig,
     network: Network,
     role: Mutex<RoleView>,
-    primary: AtomicBool,
+    /// Whether this node is primary (leader with a live lease); writes in flight watch it.
+    primary: tokio::sync::watch::Sender<bool>,
 }
+
+/// How long a membership change forwarded to the primary may take.
+const MEMBERSHIP_CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn now_ms() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
@@ -125,7 +129,7 @@ impl Cluster {
             config: cc.clone(),
             network,
             role: Mutex::new(RoleView::default()),
-            primary: AtomicBool::new(false),
+            primary: tokio::sync::watch::Sender::new(false),
         });
         let handler: Arc<dyn AppHandler> = Arc::new(Handler { node: Arc::downgrade(&node) });
         tokio::spawn(peer::serve_with_limits(
@@ -136,7 +140,11 @@ impl Cluster {
             limits,
             std::future::pending::<()>(),
         ));
-        if !raft.is_initialized().await? {
+        if cc.join && !raft.is_initialized().await? {
+            // Forming a cluster here would give this node a log of its own; it must take
+            // the running cluster's log when the primary adds it.
+            tracing::info!("node {} waits to be added to a running cluster (join = true)", cc.node_id);
+        } else if !raft.is_initialized().await? {
             let members: BTreeMap<NodeId, Member> =
                 cc.peers.iter().map(|p| (p.id, Member::new(p.addr.clone(), p.client_addr.clone()))).collect();
             // Every node proposes the same initial membership; whichever runs first forms
@@ -152,7 +160,7 @@ impl Cluster {
     }
 
     pub fn is_primary(&self) -> bool {
-        self.primary.load(Relaxed)
+        *self.primary.borrow()
     }
 
     pub fn role(&self) -> RoleView {
@@ -164,14 +172,27 @@ impl Cluster {
         self.role().leader.map(|(_, m)| m.client_addr)
     }
 
-    /// Proposes an op and waits for it to be committed and applied here.
+    /// Proposes an op and waits for it to be committed and applied here, or for this
+    /// node to stop being primary: a primary that lost its quorum cannot commit, and its
+    /// client must not wait for the quorum to come back (the outcome is then unknown).
     pub async fn submit_op(&self, op: Op) -> (Reply, usize) {
-        match self.raft.client_write(Request(Bytes::from(op.encode()))).await {
-            Ok(resp) => {
-                let Response { reply, db_after } = resp.data;
-                (reply, db_after)
+        let db = op.db as usize;
+        let mut primary = self.primary.subscribe();
+        let demoted = async move {
+            if !*primary.borrow_and_update() || primary.wait_for(|p| !*p).await.is_err() {
+                // Not primary to begin with: openraft answers (ForwardToLeader).
+                std::future::pending::<()>().await;
             }
-            Err(e) => (self.write_error(e), op.db as usize),
+        };
+        tokio::select! {
+            written = self.raft.client_write(Request(Bytes::from(op.encode()))) => match written {
+                Ok(resp) => {
+                    let Response { reply, db_after } = resp.data;
+                    (reply, db_after)
+                }
+                Err(e) => (self.write_error(e), db),
+            },
+            () = demoted => (tryagain("this node stopped being primary before the write committed; its outcome is unknown"), db),
         }
     }
 
@@ -196,6 +217,9 @@ impl Cluster {
     pub async fn write(&self, node: &Node, db: usize, args: &[Bytes]) -> Reply {
         if self.is_primary() {
             return self.submit_op(node.make_op(db, args)).await.0;
+        }
+        if self.role().leader.is_none() {
+            return tryagain("no primary with a quorum right now; retry shortly");
         }
         if self.config.mode == Mode::ActivePassive {
             return readonly_write();
@@ -222,7 +246,12 @@ impl Cluster {
             return Err(tryagain("no primary right now; retry shortly"));
         };
         let bytes = postcard::to_stdvec(&req).map_err(|e| CmdError::err(e.to_string()).to_reply())?;
-        let timeout = Duration::from_millis(self.config.election_timeout_max_ms * 10);
+        let timeout = match req {
+            // Adding a node waits for it to catch up, which takes as long as the data does
+            // (bounded by the peer server's handler timeout).
+            AppRequest::AddNode { .. } | AppRequest::RemoveNode { .. } => MEMBERSHIP_CHANGE_TIMEOUT,
+            _ => Duration::from_millis(self.config.election_timeout_max_ms * 10),
+        };
         let resp = self
             .network
             .call_app(&leader.addr, bytes, timeout)
@@ -392,6 +421,10 @@ async fn watch_leadership(cluster: Weak<Cluster>, node: Weak<Node>) {
         // openraft refuses its writes, and clients must move on.
         let lease_ok = m.last_quorum_acked.as_ref().is_some_and(|t| t.elapsed().as_millis() as u64 <= lease_ms) || voters.len() == 1;
         let is_primary = m.state == ServerState::Leader && lease_ok;
+        // openraft's leader keeps naming itself after its lease has expired (it may have
+        // been replaced meanwhile): then no primary is known here, so ROLE and Sentinel
+        // discovery never send clients to a node that cannot commit.
+        let leader = leader.filter(|l| l.0 != c.id || is_primary);
         let view = RoleView {
             is_primary,
             term: m.current_term,
@@ -407,7 +440,7 @@ async fn watch_leadership(cluster: Weak<Cluster>, node: Weak<Node>) {
                 .unwrap_or_default(),
         };
         *c.role.lock().unwrap_or_else(|e| e.into_inner()) = view;
-        c.primary.store(is_primary, Relaxed);
+        c.primary.send_if_modified(|p| std::mem::replace(p, is_primary) != is_primary);
         let leader_id = leader.as_ref().map(|l| l.0);
         if leader_id != last_leader {
             tracing::info!(

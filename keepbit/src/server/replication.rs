@@ -124,8 +124,10 @@ pub async fn wait(s: &Session, a: &[Bytes]) -> Result<Reply> {
     }
 }
 
-fn flat(pairs: Vec<(&'static str, String)>) -> Reply {
-    Reply::Array(pairs.into_iter().flat_map(|(k, v)| [Reply::bulk(k), Reply::bulk(v)]).collect())
+/// A Sentinel state record: a map under RESP3 (as Redis answers, and as redis-py's
+/// RESP3 parser requires), a flat field/value array under RESP2.
+fn record(pairs: Vec<(&'static str, String)>) -> Reply {
+    Reply::Map(pairs.into_iter().map(|(k, v)| (Reply::bulk(k), Reply::bulk(v))).collect())
 }
 
 /// The subset of Sentinel that discovery clients use, answered by every node.
@@ -141,7 +143,7 @@ pub fn sentinel(s: &Session, a: &[Bytes]) -> Result<Reply> {
         let (_, m) = view.leader.as_ref()?;
         let (ip, port) = split_addr(&m.client_addr);
         let quorum = view.members.iter().filter(|m| m.2).count() / 2 + 1;
-        Some(flat(vec![
+        Some(record(vec![
             ("name", name.clone()),
             ("ip", ip),
             ("port", port.to_string()),
@@ -186,7 +188,7 @@ pub fn sentinel(s: &Session, a: &[Bytes]) -> Result<Reply> {
                     .into_iter()
                     .map(|(id, m)| {
                         let (ip, port) = split_addr(&m.client_addr);
-                        flat(vec![
+                        record(vec![
                             ("name", m.client_addr.clone()),
                             ("ip", ip),
                             ("port", port.to_string()),
@@ -211,7 +213,7 @@ pub fn sentinel(s: &Session, a: &[Bytes]) -> Result<Reply> {
                     .filter(|m| m.0 != c.id)
                     .map(|(id, m, _)| {
                         let (ip, port) = split_addr(&m.client_addr);
-                        flat(vec![
+                        record(vec![
                             ("name", format!("{id:040x}")),
                             ("ip", ip),
                             ("port", port.to_string()),
