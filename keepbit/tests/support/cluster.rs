@@ -1,13 +1,22 @@
 //! `TestCluster`: N real `keepbit server` processes forming a cluster on loopback, with
 //! kill -9, SIGSTOP/SIGCONT and restart by PID, and helpers to find the primary.
+//!
+//! Every process is started here and stopped by PID in `Drop` (after a SIGCONT, so a
+//! paused node dies too). Each node's log (stderr) is appended to across restarts in
+//! `<dir>/node-<id>/keepbit.log`; the directory is kept when a test panics.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::Value;
+
+/// Client connections made by the harness give up after this long, so a paused node
+/// cannot hang a test.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct ClusterNode {
     pub id: u64,
@@ -16,11 +25,19 @@ pub struct ClusterNode {
     pub peer_port: u16,
     pub config: PathBuf,
     pub child: Option<Child>,
+    /// SIGSTOPped and not yet continued.
+    pub stopped: AtomicBool,
+    /// Length of the log file when the current process started.
+    log_offset: usize,
 }
 
 impl ClusterNode {
     pub fn client_addr(&self) -> String {
         format!("{}:{}", self.ip, self.client_port)
+    }
+
+    pub fn peer_addr(&self) -> String {
+        format!("{}:{}", self.ip, self.peer_port)
     }
 
     pub fn url(&self) -> String {
@@ -30,11 +47,26 @@ impl ClusterNode {
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }
+
+    fn log_path(&self) -> PathBuf {
+        self.config.with_file_name("keepbit.log")
+    }
+
+    fn peer_line(&self) -> String {
+        format!(
+            "  {{ id = {}, addr = \"{}\", client_addr = \"{}\" }},",
+            self.id,
+            self.peer_addr(),
+            self.client_addr()
+        )
+    }
 }
 
 pub struct TestCluster {
     pub nodes: Vec<ClusterNode>,
     pub dir: PathBuf,
+    mode: String,
+    extra: String,
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -60,6 +92,18 @@ impl Default for ClusterOptions<'_> {
     }
 }
 
+/// A node's answer to ROLE: "master" or "slave".
+pub fn role_of(con: &mut redis::Connection) -> Option<String> {
+    let role: Value = redis::cmd("ROLE").query(con).ok()?;
+    match role {
+        Value::Array(items) => match items.first() {
+            Some(Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 impl TestCluster {
     pub fn start(o: ClusterOptions) -> TestCluster {
         let dir = std::env::temp_dir().join(format!(
@@ -68,58 +112,91 @@ impl TestCluster {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        let mut nodes = Vec::new();
+        let mut c = TestCluster { nodes: Vec::new(), dir, mode: o.mode.to_string(), extra: o.extra.to_string() };
         for i in 0..o.nodes {
             let ip = o.ips.get(i).cloned().unwrap_or_else(|| "127.0.0.1".into());
-            let (client_port, peer_port) = (free_port(&ip), free_port(&ip));
-            let node_dir = dir.join(format!("node-{}", i + 1));
-            std::fs::create_dir_all(&node_dir).expect("mkdir");
-            nodes.push(ClusterNode {
-                id: i as u64 + 1,
-                ip,
-                client_port,
-                peer_port,
-                config: node_dir.join("keepbit.toml"),
-                child: None,
-            });
+            c.new_node(ip);
         }
-        let peers: Vec<String> = nodes
-            .iter()
-            .map(|n| {
-                format!(
-                    "  {{ id = {}, addr = \"{}:{}\", client_addr = \"{}:{}\" }},",
-                    n.id, n.ip, n.peer_port, n.ip, n.client_port
-                )
-            })
-            .collect();
-        for n in &nodes {
-            let text = format!(
-                "bind = \"{ip}\"\nport = {port}\ndata_dir = {dir:?}\nlog_level = \"info\"\n\n[cluster]\nnode_id = {id}\nsecret = \"test-secret\"\nmode = \"{mode}\"\n{extra}\npeers = [\n{peers}\n]\n",
-                ip = n.ip,
-                port = n.client_port,
-                dir = n.config.parent().expect("dir").display().to_string(),
-                id = n.id,
-                mode = o.mode,
-                extra = o.extra,
-                peers = peers.join("\n"),
-            );
-            std::fs::write(&n.config, text).expect("write config");
+        let peers: Vec<String> = c.nodes.iter().map(ClusterNode::peer_line).collect();
+        for i in 0..c.nodes.len() {
+            c.write_config(i as u64 + 1, &peers, "");
         }
-        let mut c = TestCluster { nodes, dir };
         for i in 0..c.nodes.len() {
             c.start_node(i as u64 + 1);
         }
         c
     }
 
-    fn node(&self, id: u64) -> &ClusterNode {
+    fn new_node(&mut self, ip: String) -> u64 {
+        let id = self.nodes.len() as u64 + 1;
+        let (client_port, peer_port) = (free_port(&ip), free_port(&ip));
+        let node_dir = self.dir.join(format!("node-{id}"));
+        std::fs::create_dir_all(&node_dir).expect("mkdir");
+        self.nodes.push(ClusterNode {
+            id,
+            ip,
+            client_port,
+            peer_port,
+            config: node_dir.join("keepbit.toml"),
+            child: None,
+            stopped: AtomicBool::new(false),
+            log_offset: 0,
+        });
+        id
+    }
+
+    fn write_config(&self, id: u64, peers: &[String], more: &str) {
+        let n = self.node(id);
+        let text = format!(
+            "bind = \"{ip}\"\nport = {port}\ndata_dir = {dir:?}\nlog_level = \"info\"\n\n[cluster]\nnode_id = {id}\nsecret = \"test-secret\"\nmode = \"{mode}\"\n{extra}\n{more}\npeers = [\n{peers}\n]\n",
+            ip = n.ip,
+            port = n.client_port,
+            dir = n.config.parent().expect("dir").display().to_string(),
+            id = n.id,
+            mode = self.mode,
+            extra = self.extra,
+            peers = peers.join("\n"),
+        );
+        std::fs::write(&n.config, text).expect("write config");
+    }
+
+    /// Configures one more node (not started) that lists every node plus itself and
+    /// joins the running cluster instead of forming one (`join = true`): it becomes a
+    /// member only through `keepbit cluster add`.
+    pub fn add_joining_node(&mut self, ip: &str) -> u64 {
+        let id = self.new_node(ip.to_string());
+        let peers: Vec<String> = self.nodes.iter().map(ClusterNode::peer_line).collect();
+        self.write_config(id, &peers, "join = true");
+        id
+    }
+
+    pub fn node(&self, id: u64) -> &ClusterNode {
         &self.nodes[(id - 1) as usize]
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// Nodes with a process that is running (not killed, not paused).
+    pub fn live(&self) -> Vec<u64> {
+        self.nodes.iter().filter(|n| n.child.is_some() && !n.stopped.load(Ordering::Relaxed)).map(|n| n.id).collect()
+    }
+
+    pub fn client_addrs(&self) -> Vec<String> {
+        self.nodes.iter().map(ClusterNode::client_addr).collect()
+    }
+
+    /// The node whose client address is `addr`.
+    pub fn id_of(&self, addr: &str) -> Option<u64> {
+        self.nodes.iter().find(|n| n.client_addr() == addr).map(|n| n.id)
     }
 
     pub fn start_node(&mut self, id: u64) {
         let n = &mut self.nodes[(id - 1) as usize];
         assert!(n.child.is_none(), "node {id} already running");
-        let log = std::fs::File::create(n.config.with_file_name("keepbit.log")).expect("log file");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(n.log_path()).expect("log file");
+        n.log_offset = log.metadata().map_or(0, |m| m.len() as usize);
         let child = Command::new(env!("CARGO_BIN_EXE_keepbit"))
             .args(["server", "--config"])
             .arg(&n.config)
@@ -128,6 +205,7 @@ impl TestCluster {
             .spawn()
             .expect("start keepbit server");
         n.child = Some(child);
+        n.stopped.store(false, Ordering::Relaxed);
     }
 
     /// kill -9, and reap the process.
@@ -137,12 +215,19 @@ impl TestCluster {
             let _ = c.kill();
             let _ = c.wait();
         }
+        n.stopped.store(false, Ordering::Relaxed);
     }
 
+    /// Sends a signal by PID: "-STOP" pauses the node, "-CONT" resumes it.
     pub fn signal(&self, id: u64, sig: &str) {
         let pid = self.node(id).pid().expect("running");
         let ok = Command::new("kill").args([sig, &pid.to_string()]).status().expect("kill").success();
         assert!(ok, "kill {sig} {pid} failed");
+        match sig {
+            "-STOP" => self.node(id).stopped.store(true, Ordering::Relaxed),
+            "-CONT" => self.node(id).stopped.store(false, Ordering::Relaxed),
+            _ => {}
+        }
     }
 
     pub fn restart(&mut self, id: u64) {
@@ -150,22 +235,35 @@ impl TestCluster {
         self.start_node(id);
     }
 
+    /// A connection to node `id` whose reads and writes time out.
     pub fn conn(&self, id: u64) -> redis::RedisResult<redis::Connection> {
         let client = redis::Client::open(self.node(id).url())?;
-        client.get_connection_with_timeout(Duration::from_secs(2))
+        let con = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+        con.set_read_timeout(Some(IO_TIMEOUT))?;
+        con.set_write_timeout(Some(IO_TIMEOUT))?;
+        Ok(con)
+    }
+
+    /// A connection to node `id` that may read there although it is a standby.
+    pub fn readonly_conn(&self, id: u64) -> redis::RedisResult<redis::Connection> {
+        let mut con = self.conn(id)?;
+        redis::cmd("READONLY").query::<()>(&mut con)?;
+        Ok(con)
+    }
+
+    /// What node `id` answers to ROLE, if it answers.
+    pub fn role(&self, id: u64) -> Option<String> {
+        if self.node(id).stopped.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut con = self.conn(id).ok()?;
+        con.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+        role_of(&mut con)
     }
 
     /// The node that says it is primary (ROLE), among running nodes.
     pub fn primary(&self) -> Option<u64> {
-        self.nodes.iter().filter(|n| n.child.is_some()).find_map(|n| {
-            let mut con = self.conn(n.id).ok()?;
-            con.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
-            let role: Value = redis::cmd("ROLE").query(&mut con).ok()?;
-            match role {
-                Value::Array(items) if items.first() == Some(&Value::BulkString(b"master".to_vec())) => Some(n.id),
-                _ => None,
-            }
-        })
+        self.live().into_iter().find(|&id| self.role(id).as_deref() == Some("master"))
     }
 
     pub fn wait_primary(&self, deadline: Duration) -> u64 {
@@ -179,6 +277,30 @@ impl TestCluster {
         }
     }
 
+    /// Waits for a primary that every live node agrees on (SENTINEL discovery names it
+    /// everywhere), so a client may start without meeting an election.
+    pub fn wait_settled(&self, deadline: Duration) -> u64 {
+        let end = Instant::now() + deadline;
+        loop {
+            if let Some(p) = self.primary() {
+                let addr = self.node(p).client_addr();
+                if self.live().iter().all(|&id| self.sentinel_primary(id).as_deref() == Some(addr.as_str())) {
+                    return p;
+                }
+            }
+            assert!(Instant::now() < end, "no settled primary within {deadline:?}; logs under {}", self.dir.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The primary's client address as node `id` reports it to Sentinel clients.
+    pub fn sentinel_primary(&self, id: u64) -> Option<String> {
+        let mut con = self.conn(id).ok()?;
+        let addr: Option<(String, String)> =
+            redis::cmd("SENTINEL").arg("get-master-addr-by-name").arg("keepbit").query(&mut con).ok()?;
+        addr.map(|(ip, port)| format!("{ip}:{port}"))
+    }
+
     /// Waits until `id` reports having applied at least `index` (INFO replication).
     pub fn wait_applied(&self, id: u64, index: u64, deadline: Duration) {
         let end = Instant::now() + deadline;
@@ -186,21 +308,44 @@ impl TestCluster {
             if self.applied(id).is_some_and(|a| a >= index) {
                 return;
             }
-            assert!(Instant::now() < end, "node {id} did not apply index {index} within {deadline:?}");
+            assert!(
+                Instant::now() < end,
+                "node {id} did not apply index {index} within {deadline:?} (at {:?}); logs under {}",
+                self.applied(id),
+                self.dir.display()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     pub fn applied(&self, id: u64) -> Option<u64> {
+        self.info_field(id, "master_repl_offset")
+    }
+
+    /// A numeric field of INFO replication on node `id`.
+    pub fn info_field(&self, id: u64, field: &str) -> Option<u64> {
         let mut con = self.conn(id).ok()?;
         let info: String = redis::cmd("INFO").arg("replication").query(&mut con).ok()?;
         info.lines()
-            .find_map(|l| l.strip_prefix("master_repl_offset:"))
+            .find_map(|l| l.strip_prefix(field).and_then(|r| r.strip_prefix(':')))
             .and_then(|v| v.trim().parse().ok())
     }
 
+    /// `KEEPBIT CLUSTER STATUS` as node `id` reports it.
+    pub fn status(&self, id: u64) -> Option<String> {
+        let mut con = self.conn(id).ok()?;
+        redis::cmd("KEEPBIT").arg("CLUSTER").arg("STATUS").query(&mut con).ok()
+    }
+
+    /// Everything node `id` has logged, across restarts.
     pub fn log(&self, id: u64) -> String {
-        std::fs::read_to_string(self.node(id).config.with_file_name("keepbit.log")).unwrap_or_default()
+        std::fs::read_to_string(self.node(id).log_path()).unwrap_or_default()
+    }
+
+    /// What node `id` has logged since its current process started.
+    pub fn log_since_start(&self, id: u64) -> String {
+        let log = self.log(id);
+        log.get(self.node(id).log_offset..).unwrap_or_default().to_string()
     }
 }
 
@@ -213,7 +358,9 @@ impl Drop for TestCluster {
                 let _ = c.wait();
             }
         }
-        if !std::thread::panicking() {
+        if std::thread::panicking() {
+            eprintln!("cluster logs kept under {}", self.dir.display());
+        } else {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }

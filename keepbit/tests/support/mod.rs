@@ -144,3 +144,4 @@ pub fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) 
     panic!("timed out after {deadline:?} waiting for {what}");
 }
 pub mod cluster;
+pub mod workload;
