@@ -117,6 +117,12 @@ impl Cluster {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(cc.snapshot_entries),
             max_in_snapshot_log_to_keep: cc.log_keep_entries,
             install_snapshot_timeout: 30_000,
+            // A restarted leader must not resume leadership in its old term: the committed
+            // index it reloads is persisted lazily, so it can be behind what this leader
+            // acknowledged before the crash, and a read served at it would miss
+            // acknowledged writes. An election gives the new term a fresh blank entry that
+            // reads wait for.
+            enable_leader_restore: Some(false),
             ..Default::default()
         }
         .validate()?;
