@@ -95,10 +95,11 @@ fn wait_new_primary(c: &TestCluster, old: u64) -> u64 {
 /// time a new primary serves writes, and the killed node restarts, catches up and rejoins
 /// as a standby. The list holds every acknowledged value exactly once (values of unknown
 /// outcome at most once), the counter every acknowledged increment, and every node the
-/// same list.
+/// same list. Snapshots every 50 entries keep snapshotting and purging in play while
+/// nodes fail and catch up.
 #[test]
 fn kill_of_the_primary_under_writes_loses_no_acknowledged_write() {
-    let mut c = TestCluster::start(ClusterOptions::default());
+    let mut c = TestCluster::start(ClusterOptions { extra: "snapshot_entries = 50\nlog_keep_entries = 10", ..Default::default() });
     c.wait_settled(ELECTION);
     let w = Workload::start(c.client_addrs(), "failover");
     w.wait_acked(20, PROGRESS);
@@ -566,5 +567,22 @@ fn only_the_primary_expires_keys_and_standbys_follow_its_log() {
     assert_eq!(stat(&c, p, "expired_keys"), 10);
     for id in c.ids().into_iter().filter(|&id| id != p) {
         assert_eq!(stat(&c, id, "expired_keys"), 0, "standby {id} ran expiry");
+    }
+}
+
+/// A blocking write (BLPOP, BLMOVE …) sent to an active-passive standby is refused with
+/// READONLY at once, as Redis replicas do, instead of waiting out its timeout.
+/// Regression: the standby blocked first and only refused when data arrived (or answered
+/// nil at the timeout), so the client never learned it was talking to a standby.
+#[test]
+fn blocking_writes_on_a_standby_are_refused_at_once() {
+    let c = TestCluster::start(ClusterOptions::default());
+    let p = c.wait_settled(ELECTION);
+    let standby = c.ids().into_iter().find(|&id| id != p).expect("a standby");
+    let mut s = raw_conn(&c, standby);
+    for cmd in [&["BLPOP", "q", "0"][..], &["BLMOVE", "a", "b", "LEFT", "RIGHT", "0"], &["BZPOPMIN", "z", "0"]] {
+        s.write_all(&resp(cmd)).expect("write");
+        let r = reply_line(&mut s).expect("an answer");
+        assert!(r.starts_with("-READONLY"), "{cmd:?} on a standby: {r}");
     }
 }

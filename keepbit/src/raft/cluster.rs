@@ -218,17 +218,27 @@ impl Cluster {
         }
     }
 
+    /// The answer a write gets on this node without being proposed or forwarded: READONLY
+    /// on an active-passive standby, TRYAGAIN while no primary is known. `None` when the
+    /// write can go ahead (this node is primary, or forwards to it).
+    pub fn write_refused(&self) -> Option<Reply> {
+        if self.is_primary() {
+            return None;
+        }
+        if self.role().leader.is_none() {
+            return Some(tryagain("no primary with a quorum right now; retry shortly"));
+        }
+        (self.config.mode == Mode::ActivePassive).then(readonly_write)
+    }
+
     /// Runs a write: proposed here on the primary; forwarded to it from a standby in
     /// active-active mode; refused with READONLY from a standby in active-passive mode.
     pub async fn write(&self, node: &Node, db: usize, args: &[Bytes]) -> Reply {
         if self.is_primary() {
             return self.submit_op(node.make_op(db, args)).await.0;
         }
-        if self.role().leader.is_none() {
-            return tryagain("no primary with a quorum right now; retry shortly");
-        }
-        if self.config.mode == Mode::ActivePassive {
-            return readonly_write();
+        if let Some(refused) = self.write_refused() {
+            return refused;
         }
         let req = AppRequest::Write { db: db as u32, args: args.to_vec() };
         match self.forward(req).await {

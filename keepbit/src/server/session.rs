@@ -145,6 +145,10 @@ impl Session {
     }
 
     async fn blocking(&mut self, args: Vec<Bytes>) -> Next {
+        // A node that would refuse the write must say so now, not after the wait.
+        if let Some(refused) = self.node.cluster().and_then(|c| c.write_refused()) {
+            return Next::Reply(refused);
+        }
         let name = lossy(&args[0]).to_lowercase();
         let spec = if name.starts_with("bz") { cmd::bz_blocking_spec(&args) } else { cmd::blocking_spec(&args) };
         let (keys, timeout) = match spec {
