@@ -20,6 +20,7 @@
 pub mod client;
 pub mod cmd;
 pub mod config;
+pub mod drill;
 pub mod error;
 pub mod glob;
 pub mod node;

@@ -34,6 +34,8 @@ enum Cmd {
         #[arg(long, default_value = "active-passive")]
         mode: String,
     },
+    /// Failover drills: inject faults under a checked workload and report recovery times.
+    Drill(DrillArgs),
     /// Inspect or change cluster membership through any node.
     Cluster {
         /// A node's client address.
@@ -42,6 +44,55 @@ enum Cmd {
         #[command(subcommand)]
         action: ClusterAction,
     },
+}
+
+#[derive(Args)]
+struct DrillArgs {
+    /// Scenario to run (repeatable), or `all`: kill-primary, kill-standby, kill-majority,
+    /// flap, pause-primary, pause-standby, partition-primary, partition-halves,
+    /// partition-bridge, rolling-restart, switchover.
+    #[arg(long = "scenario", default_value = "all")]
+    scenarios: Vec<String>,
+    /// Rounds per scenario.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Workload seconds per round (stretched to fit the scenario's steps).
+    #[arg(long, default_value_t = 6.0)]
+    duration: f64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 8)]
+    clients: u32,
+    /// Nodes in the cluster the drill starts (3 or 5; 5-node scenarios get their own).
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Seed for the workload's choices.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write a JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write an HTML report (with timelines) into this directory.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Drill an existing cluster: its nodes' client addresses, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    target: Vec<String>,
+    /// For --target: shell command that injects a fault; `{action}` and `{node}` are
+    /// replaced (e.g. "ssh {node} sudo systemctl kill -s KILL keepbit").
+    #[arg(long)]
+    fault_command: Option<String>,
+    /// For --target: shell command that heals (e.g. "ssh {node} sudo systemctl start keepbit").
+    #[arg(long)]
+    heal_command: Option<String>,
+    /// Where the drill's own cluster keeps its data.
+    #[arg(long, default_value = "keepbit-drill")]
+    data_dir: PathBuf,
+    /// active-passive or active-active.
+    #[arg(long, default_value = "active-passive")]
+    mode: String,
+    /// Extra arguments for the drill's nodes (testing the drill itself).
+    #[arg(long, hide = true, allow_hyphen_values = true)]
+    server_arg: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -182,8 +233,41 @@ fn main() -> anyhow::Result<()> {
             if mode != "active-passive" && mode != "active-active" {
                 anyhow::bail!("--mode must be active-passive or active-active");
             }
-            rt.block_on(keepbit::up::run(keepbit::up::UpOptions { nodes, data_dir, base_port, mode }))
+            rt.block_on(keepbit::up::run(keepbit::up::UpOptions::new(nodes, data_dir, base_port, &mode)))
         }
         Cmd::Cluster { node, action } => rt.block_on(cluster(node, action)),
+        Cmd::Drill(d) => {
+            if !(d.duration.is_finite() && d.duration > 0.0 && d.duration < 3600.0) {
+                anyhow::bail!("--duration must be between 0 and 3600 seconds");
+            }
+            if d.target.is_empty() && !(3..=9).contains(&d.nodes) {
+                anyhow::bail!("--nodes must be between 3 and 9");
+            }
+            if !d.target.is_empty() && (d.fault_command.is_none() || d.heal_command.is_none()) {
+                anyhow::bail!("--target needs --fault-command and --heal-command");
+            }
+            let passed = rt.block_on(keepbit::drill::run::run(keepbit::drill::run::DrillOptions {
+                scenarios: d.scenarios,
+                rounds: d.rounds.max(1),
+                duration: std::time::Duration::from_secs_f64(d.duration),
+                clients: d.clients.max(1),
+                nodes: d.nodes,
+                seed: d.seed,
+                json: d.json,
+                report: d.report,
+                target: d.target,
+                fault_command: d.fault_command,
+                heal_command: d.heal_command,
+                data_dir: d.data_dir,
+                mode: d.mode,
+                server_args: d.server_arg,
+                check_budget: std::time::Duration::from_secs(10),
+            }))?;
+            if !passed {
+                eprintln!("drill FAILED: violations found (see above)");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }

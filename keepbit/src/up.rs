@@ -17,6 +17,25 @@ pub struct UpOptions {
     /// Client ports are `base_port + i` (i from 1); peer ports add 10000.
     pub base_port: u16,
     pub mode: String,
+    /// Node i listens on 127.0.0.(10+i) instead of 127.0.0.1, so that traffic between
+    /// two nodes can be cut by address (drill partitions).
+    pub distinct_ips: bool,
+    /// Extra lines for each node's `[cluster]` section.
+    pub cluster_extra: String,
+}
+
+impl UpOptions {
+    pub fn new(nodes: usize, data_dir: PathBuf, base_port: u16, mode: &str) -> UpOptions {
+        UpOptions { nodes, data_dir, base_port, mode: mode.into(), distinct_ips: false, cluster_extra: String::new() }
+    }
+
+    pub fn ip(&self, id: u64) -> String {
+        if self.distinct_ips {
+            format!("127.0.0.{}", 10 + id)
+        } else {
+            "127.0.0.1".into()
+        }
+    }
 }
 
 pub struct NodeProc {
@@ -31,10 +50,8 @@ pub fn write_configs(o: &UpOptions) -> anyhow::Result<Vec<(u64, PathBuf, String)
     let peers: Vec<String> = (1..=o.nodes as u64)
         .map(|id| {
             let port = o.base_port + id as u16;
-            format!(
-                "  {{ id = {id}, addr = \"127.0.0.1:{}\", client_addr = \"127.0.0.1:{port}\" }},",
-                port + 10000
-            )
+            let ip = o.ip(id);
+            format!("  {{ id = {id}, addr = \"{ip}:{}\", client_addr = \"{ip}:{port}\" }},", port + 10000)
         })
         .collect();
     let mut out = Vec::new();
@@ -42,24 +59,32 @@ pub fn write_configs(o: &UpOptions) -> anyhow::Result<Vec<(u64, PathBuf, String)
         let dir = o.data_dir.join(format!("node-{id}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let port = o.base_port + id as u16;
+        let ip = o.ip(id);
         let text = format!(
-            "bind = \"127.0.0.1\"\nport = {port}\ndata_dir = {:?}\n\n[cluster]\nnode_id = {id}\nsecret = \"keepbit-local\"\nmode = {:?}\npeers = [\n{}\n]\n",
+            "bind = \"{ip}\"\nport = {port}\ndata_dir = {:?}\n\n[cluster]\nnode_id = {id}\nsecret = \"keepbit-local\"\nmode = {:?}\n{}\npeers = [\n{}\n]\n",
             dir.display().to_string(),
             o.mode,
+            o.cluster_extra,
             peers.join("\n")
         );
         let path = dir.join("keepbit.toml");
         std::fs::write(&path, text)?;
-        out.push((id, path, format!("127.0.0.1:{port}")));
+        out.push((id, path, format!("{ip}:{port}")));
     }
     Ok(out)
 }
 
-fn spawn(exe: &Path, config: &Path, log: &Path) -> anyhow::Result<Child> {
-    let log = std::fs::File::create(log)?;
+/// Starts one `keepbit server` (appending to its log file).
+pub fn spawn(exe: &Path, config: &Path, log: &Path) -> anyhow::Result<Child> {
+    spawn_with(exe, config, log, &[])
+}
+
+pub fn spawn_with(exe: &Path, config: &Path, log: &Path, extra_args: &[String]) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
     Ok(Command::new(exe)
         .args(["server", "--config"])
         .arg(config)
+        .args(extra_args)
         .stdout(Stdio::null())
         .stderr(log)
         .kill_on_drop(true)

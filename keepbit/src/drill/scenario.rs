@@ -1,0 +1,196 @@
+//! Scenarios are data: a table of timed fault and heal steps. Adding a scenario is a few
+//! lines here.
+
+/// Which node(s) a fault hits, resolved when the step runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Primary,
+    /// One standby (the highest-numbered one that is up).
+    Standby,
+    /// A majority of the nodes, the primary among them.
+    Majority,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// SIGKILL.
+    Kill(Target),
+    /// Start every killed node again.
+    Restart,
+    /// SIGSTOP.
+    Pause(Target),
+    /// SIGCONT every paused node.
+    Resume,
+    /// Cut the target off from every other node (nftables).
+    Isolate(Target),
+    /// Five nodes split 2 | 3, with the primary on the side of two.
+    Halves,
+    /// Five nodes split into two pairs that cannot see each other and one node that sees
+    /// both sides.
+    Bridge,
+    /// Remove every partition.
+    Heal,
+    /// Planned maintenance: restart every node in turn, waiting for each to rejoin.
+    RollingRestart,
+    /// Planned failover through `keepbit failover` (not available yet).
+    Switchover,
+}
+
+impl Fault {
+    pub fn is_heal(&self) -> bool {
+        matches!(self, Fault::Restart | Fault::Resume | Fault::Heal)
+    }
+
+    pub fn needs_partitions(&self) -> bool {
+        matches!(self, Fault::Isolate(_) | Fault::Halves | Fault::Bridge | Fault::Heal)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Step {
+    pub at_ms: u64,
+    pub fault: Fault,
+}
+
+#[derive(Debug)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub about: &'static str,
+    /// The scenario needs exactly this many nodes (None: any of 3 or 5).
+    pub nodes: Option<usize>,
+    pub steps: &'static [Step],
+    /// Writes are expected to stop for a while (no quorum); loss is still a failure.
+    pub expect_unavailable: bool,
+    /// Why the scenario cannot run yet, if it cannot.
+    pub unavailable: Option<&'static str>,
+}
+
+impl Scenario {
+    pub fn needs_partitions(&self) -> bool {
+        self.steps.iter().any(|s| s.fault.needs_partitions())
+    }
+
+    /// When the last step runs.
+    pub fn last_step_ms(&self) -> u64 {
+        self.steps.iter().map(|s| s.at_ms).max().unwrap_or(0)
+    }
+}
+
+const fn step(at_ms: u64, fault: Fault) -> Step {
+    Step { at_ms, fault }
+}
+
+use Fault::*;
+use Target::*;
+
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "kill-primary",
+        about: "kill -9 the primary, restart it 1.5 s later",
+        nodes: None,
+        steps: &[step(1000, Kill(Primary)), step(2500, Restart)],
+        expect_unavailable: false,
+        unavailable: None,
+    },
+    Scenario {
+        name: "kill-standby",
+        about: "kill -9 a standby, restart it 1.5 s later",
+        nodes: None,
+        steps: &[step(1000, Kill(Standby)), step(2500, Restart)],
+        expect_unavailable: false,
+        unavailable: None,
+    },
+    Scenario {
+        name: "kill-majority",
+        about: "kill -9 a majority (primary included): no quorum, so writes stop; none may be lost",
+        nodes: None,
+        steps: &[step(1000, Kill(Majority)), step(3000, Restart)],
+        expect_unavailable: true,
+        unavailable: None,
+    },
+    Scenario {
+        name: "flap",
+        about: "kill -9 the primary, then the newly elected primary soon after",
+        nodes: None,
+        steps: &[step(1000, Kill(Primary)), step(1800, Kill(Primary)), step(3000, Restart)],
+        expect_unavailable: true,
+        unavailable: None,
+    },
+    Scenario {
+        name: "pause-primary",
+        about: "SIGSTOP the primary for 3 s, then SIGCONT: the stale primary must not acknowledge writes",
+        nodes: None,
+        steps: &[step(1000, Pause(Primary)), step(4000, Resume)],
+        expect_unavailable: false,
+        unavailable: None,
+    },
+    Scenario {
+        name: "pause-standby",
+        about: "SIGSTOP a standby for 2 s, then SIGCONT",
+        nodes: None,
+        steps: &[step(1000, Pause(Standby)), step(3000, Resume)],
+        expect_unavailable: false,
+        unavailable: None,
+    },
+    Scenario {
+        name: "partition-primary",
+        about: "cut the primary off from every peer for 2.5 s (nftables)",
+        nodes: None,
+        steps: &[step(1000, Isolate(Primary)), step(3500, Heal)],
+        expect_unavailable: false,
+        unavailable: None,
+    },
+    Scenario {
+        name: "partition-halves",
+        about: "5 nodes split 2 | 3 with the primary among the 2, for 2.5 s",
+        nodes: Some(5),
+        steps: &[step(1000, Halves), step(3500, Heal)],
+        expect_unavailable: false,
+        unavailable: None,
+    },
+    Scenario {
+        name: "partition-bridge",
+        about: "5 nodes: two pairs that cannot see each other, bridged by one node, for 2.5 s",
+        nodes: Some(5),
+        steps: &[step(1000, Bridge), step(3500, Heal)],
+        expect_unavailable: false,
+        unavailable: None,
+    },
+    Scenario {
+        name: "rolling-restart",
+        about: "planned maintenance: every node restarted one after another",
+        nodes: None,
+        steps: &[step(1000, RollingRestart)],
+        expect_unavailable: false,
+        unavailable: None,
+    },
+    Scenario {
+        name: "switchover",
+        about: "planned failover through `keepbit failover`",
+        nodes: None,
+        steps: &[step(1000, Switchover)],
+        expect_unavailable: false,
+        unavailable: Some("`keepbit failover` does not exist yet"),
+    },
+];
+
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|s| s.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenarios_are_well_formed() {
+        for s in SCENARIOS {
+            assert!(!s.steps.is_empty(), "{}", s.name);
+            assert!(s.steps.windows(2).all(|w| w[0].at_ms <= w[1].at_ms), "{} steps out of order", s.name);
+            let faults = s.steps.iter().filter(|st| !st.fault.is_heal()).count();
+            assert!(faults > 0, "{} has no fault", s.name);
+        }
+        assert!(find("kill-primary").is_some());
+        assert!(find("nope").is_none());
+    }
+}
