@@ -149,10 +149,15 @@ impl ClusterConfig {
         if ids.len() != self.peers.len() {
             return invalid("cluster.peers", "ids must be unique".into());
         }
+        let mut addrs = std::collections::BTreeSet::new();
         for p in &self.peers {
             for (field, addr) in [("cluster.peers.addr", &p.addr), ("cluster.peers.client_addr", &p.client_addr)] {
-                if addr.parse::<std::net::SocketAddr>().is_err() {
+                let Ok(sock) = addr.parse::<std::net::SocketAddr>() else {
                     return invalid(field, format!("{addr:?} is not an ip:port address"));
+                };
+                // Two members on one address would each get the other's messages.
+                if !addrs.insert(sock) {
+                    return invalid(field, format!("{addr} is used twice"));
                 }
             }
         }
@@ -299,6 +304,14 @@ mod tests {
         let mut bad = c.clone();
         bad.cluster.as_mut().unwrap().node_id = 9;
         assert!(bad.validate().is_err());
+        let mut shared = c.clone();
+        let peers = &mut shared.cluster.as_mut().unwrap().peers;
+        peers[1].addr = peers[0].addr.clone();
+        assert!(shared.validate().is_err_and(|e| e.to_string().contains("used twice")));
+        let mut shared = c.clone();
+        let peers = &mut shared.cluster.as_mut().unwrap().peers;
+        peers[1].client_addr = peers[0].addr.clone();
+        assert!(shared.validate().is_err());
         assert!(toml::from_str::<Config>("[cluster]\nmode = \"both\"").is_err());
     }
 }

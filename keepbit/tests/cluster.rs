@@ -261,7 +261,8 @@ fn reply_line(s: &mut TcpStream) -> Option<String> {
 /// SIGSTOP of the primary for 3 s under writes, then SIGCONT: a new primary is elected
 /// meanwhile; the old primary acknowledges no write as a stale primary (a write queued
 /// while it was paused, and one sent right after SIGCONT, get READONLY/TRYAGAIN or a
-/// closed connection, never OK, unless it has been elected again); its idle clients are
+/// closed connection, never OK, unless it has been elected again); it serves no stale
+/// read (a read it answers sees every write acknowledged before it); its idle clients are
 /// disconnected so pools reconnect; and there is one history with every acknowledged
 /// write.
 #[test]
@@ -273,16 +274,23 @@ fn a_paused_primary_acknowledges_no_write_after_it_resumes() {
     let mut queued = raw_conn(&c, old);
     let mut after = raw_conn(&c, old);
     let mut idle = raw_conn(&c, old);
+    let (mut queued_read, mut after_read) = (raw_conn(&c, old), raw_conn(&c, old));
     let paused_at = Instant::now();
     c.signal(old, "-STOP");
     queued.write_all(&resp(&["RPUSH", "stale", "queued"])).expect("write");
     let new = wait_new_primary(&c, old);
     let addr = c.node(new).client_addr();
     w.wait_acked_by(&addr, w.acked_by(&addr) + 20, PROGRESS);
+    // Reads sent after writes the old primary never saw were acknowledged.
+    let len = resp(&["LLEN", &w.list_key]);
+    let acked_before_queued_read = w.acked();
+    queued_read.write_all(&len).expect("write");
     // The fault lasts 3 s (the scenario), whatever the election took.
     std::thread::sleep(Duration::from_secs(3).saturating_sub(paused_at.elapsed()));
     c.signal(old, "-CONT");
     after.write_all(&resp(&["RPUSH", "stale", "after"])).expect("write");
+    let acked_before_read = w.acked();
+    after_read.write_all(&len).expect("write");
     for (what, s) in [("queued while paused", &mut queued), ("sent after SIGCONT", &mut after)] {
         match reply_line(s) {
             None => {}
@@ -291,6 +299,17 @@ fn a_paused_primary_acknowledges_no_write_after_it_resumes() {
                 assert_eq!(c.role(old).as_deref(), Some("master"), "stale primary {old} acknowledged the write {what}: {r}");
             }
             Some(r) => panic!("unexpected reply from the old primary to the write {what}: {r}"),
+        }
+    }
+    let reads = [("queued while paused", &mut queued_read, acked_before_queued_read), ("sent after SIGCONT", &mut after_read, acked_before_read)];
+    for (what, s, acked) in reads {
+        match reply_line(s) {
+            None => {}
+            Some(r) if r.starts_with("-READONLY") || r.starts_with("-TRYAGAIN") => {}
+            Some(r) => {
+                let n: u64 = r.strip_prefix(':').and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("LLEN {what}: {r}"));
+                assert!(n >= acked, "the old primary served a stale read {what}: LLEN {n} < {acked} acknowledged");
+            }
         }
     }
     if c.primary() != Some(old) {

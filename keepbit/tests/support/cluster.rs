@@ -6,9 +6,11 @@
 //! `<dir>/node-<id>/keepbit.log`; the directory is kept when a test panics.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use redis::Value;
@@ -71,10 +73,28 @@ pub struct TestCluster {
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
-/// A port that was free a moment ago on `ip`.
+/// Ports handed to nodes lie below Linux's ephemeral range (32768+), so an outgoing
+/// connection cannot take a node's port between this choice and the node's bind.
+const PORTS: std::ops::Range<u32> = 20_000..32_768;
+
+/// A port that was free a moment ago on `ip`, and never handed out before by this test
+/// process: the kernel may offer a just-released port again, and two nodes given the
+/// same port fail to start (or, as peers, receive each other's messages).
 fn free_port(ip: &str) -> u16 {
-    let l = std::net::TcpListener::bind((ip, 0)).expect("bind");
-    l.local_addr().expect("addr").port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    // Start somewhere different in every process, so parallel test binaries rarely meet.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..PORTS.len() {
+        let i = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (PORTS.start + seed.wrapping_add(i.wrapping_mul(104_729)) % PORTS.len() as u32) as u16;
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) && std::net::TcpListener::bind((ip, port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
+    panic!("no free port on {ip} in {PORTS:?}");
 }
 
 pub struct ClusterOptions<'a> {
