@@ -107,6 +107,10 @@ pub struct ClusterConfig {
     pub log_keep_entries: u64,
     /// Largest peer frame (snapshots travel in one frame).
     pub peer_frame_len_max_bytes: usize,
+    /// Deliberately broken, for testing the drill: the primary acknowledges writes before
+    /// they are committed (set only by the hidden `--unsafe-ack-before-commit` flag).
+    #[serde(skip)]
+    pub unsafe_ack_before_commit: bool,
 }
 
 impl Default for ClusterConfig {
@@ -126,6 +130,7 @@ impl Default for ClusterConfig {
             snapshot_entries: 10_000,
             log_keep_entries: 5_000,
             peer_frame_len_max_bytes: 512 * 1024 * 1024,
+            unsafe_ack_before_commit: false,
         }
     }
 }

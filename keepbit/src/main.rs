@@ -144,6 +144,10 @@ struct ServerArgs {
     /// Log level: error, warn, info, debug, trace.
     #[arg(long)]
     log_level: Option<String>,
+    /// Deliberately broken node for testing `keepbit drill`: acknowledge writes before
+    /// they commit. Never use it otherwise.
+    #[arg(long, hide = true)]
+    unsafe_ack_before_commit: bool,
 }
 
 impl ServerArgs {
@@ -158,6 +162,9 @@ impl ServerArgs {
         set!(bind, port, databases, maxclients, proto_max_bulk_len_bytes, client_query_buffer_limit_bytes, data_dir, log_level);
         if self.requirepass.is_some() {
             c.requirepass = self.requirepass;
+        }
+        if let Some(cluster) = c.cluster.as_mut() {
+            cluster.unsafe_ack_before_commit = self.unsafe_ack_before_commit;
         }
         c.validate()?;
         Ok(c)

@@ -235,6 +235,9 @@ impl Cluster {
     /// active-active mode; refused with READONLY from a standby in active-passive mode.
     pub async fn write(&self, node: &Node, db: usize, args: &[Bytes]) -> Reply {
         if self.is_primary() {
+            if self.config.unsafe_ack_before_commit {
+                return self.ack_before_commit(node.make_op(db, args));
+            }
             return self.submit_op(node.make_op(db, args)).await.0;
         }
         if let Some(refused) = self.write_refused() {
@@ -246,6 +249,17 @@ impl Cluster {
             Ok(_) => CmdError::err("unexpected reply from the primary").to_reply(),
             Err(reply) => reply,
         }
+    }
+
+    /// The deliberately broken write path (testing the drill only): answers at once and
+    /// proposes the op a moment later, so a crash in between loses an acknowledged write.
+    fn ack_before_commit(&self, op: Op) -> Reply {
+        let raft = self.raft.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let _ = raft.client_write(Request(Bytes::from(op.encode()))).await;
+        });
+        Reply::Int(1)
     }
 
     /// Forwards a MULTI block to the primary (active-active standby).
