@@ -212,6 +212,12 @@ fn a_node_far_behind_catches_up_by_snapshot() {
         redis::cmd("SET").arg(format!("snap:{i}")).arg(i).query::<()>(&mut con).expect("SET on the primary");
     }
     let target = c.applied(p).expect("primary answers");
+    // Snapshots and purges run in the background: make sure the primary's log no longer
+    // holds what the standby is missing before it comes back.
+    let standby_had = c.info_field(p, "keepbit_commit_index").unwrap_or(0).saturating_sub(KEYS as u64);
+    support::wait_for("the primary to purge past the standby's log", CATCH_UP, || {
+        c.info_field(p, "keepbit_purged_index").is_some_and(|purged| purged > standby_had + 1)
+    });
     c.start_node(standby);
     c.wait_applied(standby, target, CATCH_UP);
     let log = c.log_since_start(standby);

@@ -60,6 +60,10 @@ pub struct RoleView {
     pub last_log_index: u64,
     pub last_applied: u64,
     pub committed: u64,
+    /// Last log index covered by this node's snapshot, and the last index purged from
+    /// its log (0: none).
+    pub snapshot_index: u64,
+    pub purged_index: u64,
     /// Voters and learners: (id, node, is_voter).
     pub members: Vec<(NodeId, Member, bool)>,
     /// On the primary: log index each peer has matched.
@@ -462,6 +466,8 @@ async fn watch_leadership(cluster: Weak<Cluster>, node: Weak<Node>) {
             last_log_index: m.last_log_index.unwrap_or(0),
             last_applied: m.last_applied.as_ref().map_or(0, |l| l.index),
             committed: m.local_committed.as_ref().map_or(0, |l| l.index),
+            snapshot_index: m.snapshot.as_ref().map_or(0, |l| l.index),
+            purged_index: m.purged.as_ref().map_or(0, |l| l.index),
             members,
             matched: m
                 .replication

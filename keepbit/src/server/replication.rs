@@ -96,6 +96,8 @@ pub fn info_replication(s: &Session, out: &mut String) {
     kv("keepbit_node_id", &c.id);
     kv("keepbit_term", &view.term);
     kv("keepbit_commit_index", &view.committed);
+    kv("keepbit_snapshot_index", &view.snapshot_index);
+    kv("keepbit_purged_index", &view.purged_index);
     kv("master_replid", &format!("{:040x}", view.term));
     kv("master_repl_offset", &view.last_applied);
 }
