@@ -242,8 +242,13 @@ impl Node {
         if let Some(c) = self.cluster.get() {
             return c.write(self, db, args).await;
         }
-        let op = self.make_op(db, args);
+        // Standalone: prepare and apply under one lock, so nothing runs in between.
+        let now_ms = self.clock.now_ms();
         let mut st = self.lock();
+        let now_ms = now_ms.max(st.ks.now_ms);
+        let args = Self::prepare(&mut st, db, now_ms, args);
+        let seed = st.rng.gen();
+        let op = Op { db: db as u32, now_ms, seed, kind: OpKind::Cmd(args) };
         self.submit(&mut st, &op).0
     }
 
