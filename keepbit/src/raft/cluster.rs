@@ -43,12 +43,15 @@ pub enum AppRequest {
     /// Membership changes from `keepbit cluster add/remove` on any node.
     AddNode { id: NodeId, node: Member },
     RemoveNode { id: NodeId },
+    /// Whether the receiver is primary now (discovery double-checks before naming it).
+    IsPrimary,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum AppResponse {
     Reply { reply: Reply, db_after: usize },
     ReadIndex(u64),
+    IsPrimary(bool),
 }
 
 /// Who serves what, as last seen in openraft's metrics.
@@ -78,6 +81,64 @@ pub struct Cluster {
     role: Mutex<RoleView>,
     /// Whether this node is primary (leader with a live lease); writes in flight watch it.
     primary: tokio::sync::watch::Sender<bool>,
+    /// The leader that last replicated to this node, and when.
+    leader_contact: LeaderContact,
+}
+
+type LeaderContact = Arc<Mutex<Option<(NodeId, std::time::Instant)>>>;
+
+/// Hands peer RPCs to openraft, noting when a leader last reached this node: a standby
+/// names a primary (ROLE, SENTINEL, INFO) only while that primary keeps reaching it, so
+/// a standby cut off with the old primary does not send clients there.
+struct ContactRecorder {
+    raft: Raft,
+    contact: LeaderContact,
+}
+
+impl peer::RaftHandle for ContactRecorder {
+    fn append(
+        &self,
+        req: openraft::raft::AppendEntriesRequest<TypeConfig>,
+    ) -> BoxFuture<'static, Result<openraft::raft::AppendEntriesResponse<TypeConfig>, String>> {
+        let (raft, contact) = (self.raft.clone(), self.contact.clone());
+        let leader = req.vote.leader_id.node_id;
+        Box::pin(async move {
+            let resp = raft.append_entries(req).await.map_err(|e| e.to_string())?;
+            if !matches!(resp, openraft::raft::AppendEntriesResponse::HigherVote(_)) {
+                *contact.lock().unwrap_or_else(|e| e.into_inner()) = Some((leader, std::time::Instant::now()));
+            }
+            Ok(resp)
+        })
+    }
+
+    fn vote(
+        &self,
+        req: openraft::raft::VoteRequest<TypeConfig>,
+    ) -> BoxFuture<'static, Result<openraft::raft::VoteResponse<TypeConfig>, String>> {
+        peer::RaftHandle::vote(&self.raft, req)
+    }
+
+    fn pre_vote(
+        &self,
+        req: openraft::raft::VoteRequest<TypeConfig>,
+    ) -> BoxFuture<'static, Result<openraft::raft::VoteResponse<TypeConfig>, String>> {
+        peer::RaftHandle::pre_vote(&self.raft, req)
+    }
+
+    fn snapshot(
+        &self,
+        vote: super::types::Vote,
+        snapshot: super::types::Snapshot,
+    ) -> BoxFuture<'static, Result<openraft::raft::SnapshotResponse<TypeConfig>, String>> {
+        peer::RaftHandle::snapshot(&self.raft, vote, snapshot)
+    }
+
+    fn transfer_leader(
+        &self,
+        req: openraft::raft::TransferLeaderRequest<TypeConfig>,
+    ) -> BoxFuture<'static, Result<openraft::raft::TransferLeaderResponse<TypeConfig>, String>> {
+        peer::RaftHandle::transfer_leader(&self.raft, req)
+    }
 }
 
 /// How long a membership change forwarded to the primary may take.
@@ -140,11 +201,12 @@ impl Cluster {
             network,
             role: Mutex::new(RoleView::default()),
             primary: tokio::sync::watch::Sender::new(false),
+            leader_contact: Arc::new(Mutex::new(None)),
         });
         let handler: Arc<dyn AppHandler> = Arc::new(Handler { node: Arc::downgrade(&node) });
         tokio::spawn(peer::serve_with_limits(
             listener,
-            raft.clone(),
+            ContactRecorder { raft: raft.clone(), contact: cluster.leader_contact.clone() },
             cc.secret.clone(),
             handler,
             limits,
@@ -272,6 +334,23 @@ impl Cluster {
             Ok(AppResponse::Reply { reply, db_after }) => (reply, db_after),
             Ok(_) => (CmdError::err("unexpected reply from the primary").to_reply(), db),
             Err(reply) => (reply, db),
+        }
+    }
+
+    /// The primary as this node knows it, confirmed by asking it: a standby cut off
+    /// together with a deposed primary keeps hearing from it, but must not send clients
+    /// there.
+    pub async fn confirmed_primary(&self) -> Option<(NodeId, Member)> {
+        let (id, member) = self.role().leader?;
+        if id == self.id {
+            return self.is_primary().then_some((id, member));
+        }
+        let bytes = postcard::to_stdvec(&AppRequest::IsPrimary).ok()?;
+        let timeout = Duration::from_millis(self.config.election_timeout_max_ms.max(100));
+        let resp = self.network.call_app(&member.addr, bytes, timeout).await.ok()?;
+        match postcard::from_bytes(&resp) {
+            Ok(AppResponse::IsPrimary(true)) => Some((id, member)),
+            _ => None,
         }
     }
 
@@ -414,6 +493,7 @@ async fn handle_app(node: &Node, req: AppRequest) -> AppResponse {
                 None => AppResponse::Reply { reply: Reply::NilArray, db_after: db as usize },
             }
         }
+        AppRequest::IsPrimary => AppResponse::IsPrimary(cluster.is_primary()),
         AppRequest::ReadIndex => match cluster.read_index().await {
             Ok(i) => AppResponse::ReadIndex(i),
             Err(e) => AppResponse::Reply { reply: tryagain(&e), db_after: 0 },
@@ -458,7 +538,13 @@ async fn watch_leadership(cluster: Weak<Cluster>, node: Weak<Node>) {
         // openraft's leader keeps naming itself after its lease has expired (it may have
         // been replaced meanwhile): then no primary is known here, so ROLE and Sentinel
         // discovery never send clients to a node that cannot commit.
-        let leader = leader.filter(|l| l.0 != c.id || is_primary);
+        let leader = leader.filter(|l| {
+            if l.0 == c.id {
+                return is_primary;
+            }
+            let contact = *c.leader_contact.lock().unwrap_or_else(|e| e.into_inner());
+            contact.is_some_and(|(id, at)| id == l.0 && at.elapsed().as_millis() as u64 <= lease_ms)
+        });
         let view = RoleView {
             is_primary,
             term: m.current_term,

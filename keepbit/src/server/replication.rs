@@ -133,13 +133,16 @@ fn record(pairs: Vec<(&'static str, String)>) -> Reply {
 }
 
 /// The subset of Sentinel that discovery clients use, answered by every node.
-pub fn sentinel(s: &Session, a: &[Bytes]) -> Result<Reply> {
+pub async fn sentinel(s: &Session, a: &[Bytes]) -> Result<Reply> {
     let sub = lossy(&a[1]).to_lowercase();
     let Some(c) = s.node.cluster() else {
         return Err(CmdError::err("this node is not part of a cluster; there is no primary to discover"));
     };
     let name = &c.config.name;
-    let view = c.role();
+    let mut view = c.role();
+    if ["get-master-addr-by-name", "masters", "master"].contains(&sub.as_str()) {
+        view.leader = c.confirmed_primary().await;
+    }
     let matches_name = |i: usize| a.get(i).is_some_and(|n| lossy(n) == *name);
     let master = |view: &RoleView| -> Option<Reply> {
         let (_, m) = view.leader.as_ref()?;

@@ -182,7 +182,7 @@ impl Session {
             }
             "exec" => self.exec().await,
             "wait" => super::replication::wait(self, &args).await,
-            "sentinel" => super::replication::sentinel(self, &args),
+            "sentinel" => super::replication::sentinel(self, &args).await,
             "keepbit" => super::replication::keepbit_admin(self, &args).await,
             "hello" => self.hello(&args),
             "auth" => self.auth(&args),
