@@ -45,11 +45,13 @@ fn drill(dir: &Path, args: &[&str], deadline: Duration) -> (bool, String) {
     }
     let out_path = dir.join("stdout");
     let out = std::fs::File::create(&out_path).expect("stdout file");
+    // The drill's own verdict line goes to stderr; keep it out of the test log.
+    let err = std::fs::File::create(dir.join("stderr")).expect("stderr file");
     // --pid --fork --kill-child: every process the drill starts dies with it.
     let mut child = Command::new("unshare")
         .args(["--net", "--pid", "--fork", "--kill-child", "--", "sh", "-c", &script])
         .stdout(out)
-        .stderr(Stdio::inherit())
+        .stderr(err)
         .spawn()
         .expect("run unshare");
     let end = Instant::now() + deadline;
@@ -64,7 +66,9 @@ fn drill(dir: &Path, args: &[&str], deadline: Duration) -> (bool, String) {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    (status.success(), std::fs::read_to_string(&out_path).unwrap_or_default())
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(dir.join("stderr")).unwrap_or_default();
+    (status.success(), format!("{stdout}{stderr}"))
 }
 
 fn json(path: &Path) -> serde_json::Value {
