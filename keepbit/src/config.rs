@@ -218,23 +218,14 @@ pub enum ConfigError {
 
 impl Config {
     pub fn from_toml(path: &std::path::Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.message().to_string(),
-        })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.message().to_string() })
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field, message: &str| {
-            Err(ConfigError::Invalid {
-                field,
-                message: message.to_string(),
-            })
-        };
+        let invalid = |field, message: &str| Err(ConfigError::Invalid { field, message: message.to_string() });
         if self.databases == 0 || self.databases > 1 << 20 {
             return invalid("databases", "must be between 1 and 1048576");
         }

@@ -52,11 +52,7 @@ impl CmdError {
 
     pub fn unknown_command(args: &[bytes::Bytes]) -> Self {
         let name = args.first().map(|a| String::from_utf8_lossy(a).into_owned()).unwrap_or_default();
-        let rest: String = args
-            .iter()
-            .skip(1)
-            .map(|a| format!("'{}' ", String::from_utf8_lossy(a)))
-            .collect();
+        let rest: String = args.iter().skip(1).map(|a| format!("'{}' ", String::from_utf8_lossy(a))).collect();
         CmdError::UnknownCommand { name, args: rest }
     }
 

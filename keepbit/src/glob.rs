@@ -91,6 +91,9 @@ mod tests {
         assert!(!matches(b"news.*", b"new"));
         assert!(matches(b"a\\*b", b"a*b"));
         assert!(!matches(b"a\\*b", b"axb"));
-        assert!(!matches(&[b'*'; 20].iter().chain(b"x").copied().collect::<Vec<_>>(), b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+        assert!(!matches(
+            &[b'*'; 20].iter().chain(b"x").copied().collect::<Vec<_>>(),
+            b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        ));
     }
 }

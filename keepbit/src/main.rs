@@ -159,7 +159,16 @@ impl ServerArgs {
         macro_rules! set {
             ($($field:ident),*) => { $(if let Some(v) = self.$field { c.$field = v; })* };
         }
-        set!(bind, port, databases, maxclients, proto_max_bulk_len_bytes, client_query_buffer_limit_bytes, data_dir, log_level);
+        set!(
+            bind,
+            port,
+            databases,
+            maxclients,
+            proto_max_bulk_len_bytes,
+            client_query_buffer_limit_bytes,
+            data_dir,
+            log_level
+        );
         if self.requirepass.is_some() {
             c.requirepass = self.requirepass;
         }

@@ -21,10 +21,10 @@ use crate::cmd::{self, ReadCtx, Run, Spec};
 use crate::config::Config;
 use crate::error::CmdError;
 use crate::pubsub::PubSub;
-use crate::reply::Reply;
-use crate::server::client::Clients;
 use crate::raft::cluster::Cluster;
 use crate::raft::types::{LogId, Response, StoredMembership};
+use crate::reply::Reply;
+use crate::server::client::Clients;
 use crate::store::{self, Effects, Keyspace, Op, OpKind, Touch};
 
 /// Wall-clock time, injected so tests and simulations can control it.
@@ -198,12 +198,7 @@ impl Node {
         let mut st = self.lock();
         let st = &mut *st;
         let now_ms = now_ms.max(st.ks.now_ms);
-        let mut ctx = ReadCtx {
-            ks: &st.ks,
-            db,
-            now_ms,
-            rng: &mut st.rng,
-        };
+        let mut ctx = ReadCtx { ks: &st.ks, db, now_ms, rng: &mut st.rng };
         f(&mut ctx, args).unwrap_or_else(|e| e.to_reply())
     }
 
@@ -215,12 +210,7 @@ impl Node {
             _ => None,
         });
         let rewritten = prepare.and_then(|p| {
-            let mut ctx = ReadCtx {
-                ks: &st.ks,
-                db,
-                now_ms,
-                rng: &mut st.rng,
-            };
+            let mut ctx = ReadCtx { ks: &st.ks, db, now_ms, rng: &mut st.rng };
             p(&mut ctx, args).ok()
         });
         rewritten.unwrap_or_else(|| args.to_vec()).iter().map(own).collect()

@@ -65,11 +65,8 @@ impl PubSub {
                 continue;
             }
             for sub in subs.values() {
-                let msg = Push::PMessage {
-                    pattern: pattern.clone(),
-                    channel: channel.clone(),
-                    payload: payload.clone(),
-                };
+                let msg =
+                    Push::PMessage { pattern: pattern.clone(), channel: channel.clone(), payload: payload.clone() };
                 n += deliver(sub, msg) as i64;
             }
         }
@@ -96,12 +93,7 @@ impl PubSub {
 
     /// Active channels, optionally matching a pattern (PUBSUB CHANNELS).
     pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Bytes> {
-        self.lock()
-            .channels
-            .keys()
-            .filter(|c| pattern.is_none_or(|p| glob::matches(p, c)))
-            .cloned()
-            .collect()
+        self.lock().channels.keys().filter(|c| pattern.is_none_or(|p| glob::matches(p, c))).cloned().collect()
     }
 
     pub fn numsub(&self, channel: &[u8]) -> usize {

@@ -143,8 +143,12 @@ pub async fn run(o: UpOptions) -> anyhow::Result<()> {
         }
         for p in procs.iter_mut() {
             if let (false, Ok(Some(status))) = (p.exited, p.child.try_wait()) {
-                println!("node {} exited ({status}); restart it with: {} server --config {}", p.id, exe.display(),
-                    o.data_dir.join(format!("node-{}", p.id)).join("keepbit.toml").display());
+                println!(
+                    "node {} exited ({status}); restart it with: {} server --config {}",
+                    p.id,
+                    exe.display(),
+                    o.data_dir.join(format!("node-{}", p.id)).join("keepbit.toml").display()
+                );
                 p.exited = true;
             }
         }

@@ -99,7 +99,10 @@ fn wait_new_primary(c: &TestCluster, old: u64) -> u64 {
 /// nodes fail and catch up.
 #[test]
 fn kill_of_the_primary_under_writes_loses_no_acknowledged_write() {
-    let mut c = TestCluster::start(ClusterOptions { extra: "snapshot_entries = 50\nlog_keep_entries = 10", ..Default::default() });
+    let mut c = TestCluster::start(ClusterOptions {
+        extra: "snapshot_entries = 50\nlog_keep_entries = 10",
+        ..Default::default()
+    });
     c.wait_settled(ELECTION);
     let w = Workload::start(c.client_addrs(), "failover");
     w.wait_acked(20, PROGRESS);
@@ -145,7 +148,10 @@ fn kill_of_a_standby_under_writes_fails_no_write() {
 /// the log after it.
 #[test]
 fn full_cluster_kill_and_restart_keeps_every_acknowledged_write() {
-    let mut c = TestCluster::start(ClusterOptions { extra: "snapshot_entries = 50\nlog_keep_entries = 10", ..Default::default() });
+    let mut c = TestCluster::start(ClusterOptions {
+        extra: "snapshot_entries = 50\nlog_keep_entries = 10",
+        ..Default::default()
+    });
     c.wait_settled(ELECTION);
     let w = Workload::start(c.client_addrs(), "full");
     w.wait_acked(150, PROGRESS);
@@ -202,7 +208,10 @@ fn a_restarted_primary_holds_a_new_election_before_serving() {
 /// serves every key.
 #[test]
 fn a_node_far_behind_catches_up_by_snapshot() {
-    let mut c = TestCluster::start(ClusterOptions { extra: "snapshot_entries = 50\nlog_keep_entries = 10", ..Default::default() });
+    let mut c = TestCluster::start(ClusterOptions {
+        extra: "snapshot_entries = 50\nlog_keep_entries = 10",
+        ..Default::default()
+    });
     let p = c.wait_settled(ELECTION);
     let standby = c.ids().into_iter().find(|&id| id != p).expect("a standby");
     c.kill(standby);
@@ -302,18 +311,26 @@ fn a_paused_primary_acknowledges_no_write_after_it_resumes() {
             None => {}
             Some(r) if r.starts_with("-READONLY") || r.starts_with("-TRYAGAIN") => {}
             Some(r) if r.starts_with(':') => {
-                assert_eq!(c.role(old).as_deref(), Some("master"), "stale primary {old} acknowledged the write {what}: {r}");
+                assert_eq!(
+                    c.role(old).as_deref(),
+                    Some("master"),
+                    "stale primary {old} acknowledged the write {what}: {r}"
+                );
             }
             Some(r) => panic!("unexpected reply from the old primary to the write {what}: {r}"),
         }
     }
-    let reads = [("queued while paused", &mut queued_read, acked_before_queued_read), ("sent after SIGCONT", &mut after_read, acked_before_read)];
+    let reads = [
+        ("queued while paused", &mut queued_read, acked_before_queued_read),
+        ("sent after SIGCONT", &mut after_read, acked_before_read),
+    ];
     for (what, s, acked) in reads {
         match reply_line(s) {
             None => {}
             Some(r) if r.starts_with("-READONLY") || r.starts_with("-TRYAGAIN") => {}
             Some(r) => {
-                let n: u64 = r.strip_prefix(':').and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("LLEN {what}: {r}"));
+                let n: u64 =
+                    r.strip_prefix(':').and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("LLEN {what}: {r}"));
                 assert!(n >= acked, "the old primary served a stale read {what}: LLEN {n} < {acked} acknowledged");
             }
         }
@@ -351,7 +368,9 @@ fn a_primary_without_quorum_stops_reporting_itself_primary() {
     }
     let me = c.node(p).client_addr();
     wait_for("the isolated primary to stop saying master", ELECTION, || c.role(p).as_deref() == Some("slave"));
-    wait_for("discovery to stop naming the isolated primary", ELECTION, || c.sentinel_primary(p).as_deref() != Some(&me));
+    wait_for("discovery to stop naming the isolated primary", ELECTION, || {
+        c.sentinel_primary(p).as_deref() != Some(&me)
+    });
     let mut con = c.conn(p).expect("connect");
     let err = redis::cmd("SET").arg("k").arg("v").query::<()>(&mut con).expect_err("a write without quorum");
     assert!(matches!(err.code(), Some("TRYAGAIN") | Some("READONLY")), "{err}");
@@ -381,7 +400,10 @@ fn python_redis_available() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "python3 with redis-py is required in CI: .ci/run installs it");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3 with redis-py is required in CI: .ci/run installs it"
+        );
         eprintln!("note: python3 with redis-py not available, skipping");
     }
     ok
@@ -424,7 +446,8 @@ fn redis_py_sentinel_discovery_follows_a_failover() {
     assert_eq!(ready, format!("READY {}", c.node(p).client_addr()), "redis-py discovered another primary");
     c.kill(p);
     py.0.stdin.as_mut().expect("stdin").write_all(b"go\n").expect("signal the script");
-    let done = rx.recv_timeout(ELECTION + PROGRESS).unwrap_or_else(|_| panic!("script did not finish:\n{}", errors(&c)));
+    let done =
+        rx.recv_timeout(ELECTION + PROGRESS).unwrap_or_else(|_| panic!("script did not finish:\n{}", errors(&c)));
     let new = c.wait_primary(ELECTION);
     assert_eq!(done, format!("OK {}", c.node(new).client_addr()), "script failed:\n{}", errors(&c));
     let end = Instant::now() + PROGRESS;
@@ -521,7 +544,12 @@ fn cluster_add_makes_a_new_node_a_voter_with_the_data() {
     wait_for("the joining node to listen", ELECTION, || c.conn(id).is_ok());
     let (peer, client, any) = (c.node(id).peer_addr(), c.node(id).client_addr(), c.node(1).client_addr());
     let out = keepbit_cli(&["cluster", "add", &id.to_string(), &peer, "--client-addr", &client, "--node", &any]);
-    assert!(out.status.success(), "cluster add failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cluster add failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = format!("  {id} standby peer={peer} clients={client}");
     wait_for("the new node to be listed as a standby", ELECTION, || {
         c.primary().and_then(|p| c.status(p)).is_some_and(|s| s.contains(&line))

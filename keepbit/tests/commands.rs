@@ -94,10 +94,7 @@ impl Drop for RedisServer {
 }
 
 fn connect(url: &str) -> redis::Connection {
-    let con = redis::Client::open(url)
-        .expect("client")
-        .get_connection_with_timeout(REPLY_TIMEOUT)
-        .expect("connect");
+    let con = redis::Client::open(url).expect("client").get_connection_with_timeout(REPLY_TIMEOUT).expect("connect");
     con.set_read_timeout(Some(REPLY_TIMEOUT)).expect("read timeout");
     con
 }
@@ -137,7 +134,9 @@ fn norm_value(v: Value) -> R {
     match v {
         Value::Nil => R::Nil,
         Value::Int(i) => R::Int(i),
-        Value::BulkString(b) => R::Bulk(String::from_utf8(b).unwrap_or_else(|e| e.into_bytes().escape_ascii().to_string())),
+        Value::BulkString(b) => {
+            R::Bulk(String::from_utf8(b).unwrap_or_else(|e| e.into_bytes().escape_ascii().to_string()))
+        }
         Value::SimpleString(s) => R::Simple(s),
         Value::Okay => R::Simple("OK".into()),
         Value::Double(d) => R::Double(format!("{d:?}")),
@@ -352,7 +351,8 @@ impl Pair {
     fn start_with(kb_flags: &[&str], redis_flags: &[&str]) -> Pair {
         let kb = TestServer::start_with(kb_flags);
         let kb_con = connect(&kb.url());
-        let reference = RedisServer::start(redis_flags).map(|server| Reference { con: connect(&server.url()), _server: server });
+        let reference =
+            RedisServer::start(redis_flags).map(|server| Reference { con: connect(&server.url()), _server: server });
         Pair { kb_con, reference, mismatches: Vec::new(), compared: 0, broken: false, _kb: kb }
     }
 
@@ -1053,9 +1053,24 @@ fn incrbyfloat_matches_redis_where_f64_can() {
 fn float_arguments_parse_like_redis() {
     let mut p = Pair::start();
     let mut steps = vec![x("ZADD base 1 a 2 b 16 c")];
-    for (i, score) in ["0x10", "1e400", "-1e400", "1e-400", "1.", ".5", "5e", "1_0", "infinity", "-Infinity", "+inf", "NaN", "1e5", "0x1p4"]
-        .iter()
-        .enumerate()
+    for (i, score) in [
+        "0x10",
+        "1e400",
+        "-1e400",
+        "1e-400",
+        "1.",
+        ".5",
+        "5e",
+        "1_0",
+        "infinity",
+        "-Infinity",
+        "+inf",
+        "NaN",
+        "1e5",
+        "0x1p4",
+    ]
+    .iter()
+    .enumerate()
     {
         steps.push(x(&format!("ZADD zp {score} m{i}")));
         steps.push(x(&format!("ZINCRBY zi {score} m{i}")));
@@ -1849,18 +1864,123 @@ fn generic_errors_match_redis() {
         other => other,
     });
     let no_args = [
-        "get", "set", "setnx", "setex", "psetex", "getset", "getdel", "getex", "mget", "mset", "msetnx", "incr", "decr",
-        "incrby", "decrby", "incrbyfloat", "append", "strlen", "getrange", "setrange", "lcs", "del", "unlink",
-        "exists", "type", "rename", "renamenx", "copy", "move", "expire", "pexpire", "expireat", "pexpireat", "ttl",
-        "pttl", "expiretime", "persist", "keys", "scan", "hset", "hsetnx", "hget", "hmget", "hdel", "hexists", "hlen",
-        "hincrby", "hincrbyfloat", "hstrlen", "hgetall", "hkeys", "hvals", "hrandfield", "hscan", "lpush", "rpush",
-        "lpushx", "rpushx", "lpop", "rpop", "lrange", "lindex", "lset", "linsert", "lrem", "ltrim", "lpos", "lmove",
-        "rpoplpush", "lmpop", "blpop", "brpop", "blmove", "blmpop", "sadd", "srem", "sismember", "smismember",
-        "scard", "smove", "smembers", "sinter", "sunion", "sdiff", "sinterstore", "sintercard", "spop",
-        "srandmember", "sscan", "zadd", "zscore", "zmscore", "zincrby", "zcard", "zcount", "zlexcount", "zrange",
-        "zrangestore", "zrangebyscore", "zrevrangebyscore", "zrangebylex", "zrevrange", "zrank", "zpopmin",
-        "zmpop", "zremrangebyrank", "zunionstore", "zinterstore", "zdiffstore", "zunion", "zinter", "zdiff",
-        "zintercard", "zrandmember", "zscan", "select", "swapdb",
+        "get",
+        "set",
+        "setnx",
+        "setex",
+        "psetex",
+        "getset",
+        "getdel",
+        "getex",
+        "mget",
+        "mset",
+        "msetnx",
+        "incr",
+        "decr",
+        "incrby",
+        "decrby",
+        "incrbyfloat",
+        "append",
+        "strlen",
+        "getrange",
+        "setrange",
+        "lcs",
+        "del",
+        "unlink",
+        "exists",
+        "type",
+        "rename",
+        "renamenx",
+        "copy",
+        "move",
+        "expire",
+        "pexpire",
+        "expireat",
+        "pexpireat",
+        "ttl",
+        "pttl",
+        "expiretime",
+        "persist",
+        "keys",
+        "scan",
+        "hset",
+        "hsetnx",
+        "hget",
+        "hmget",
+        "hdel",
+        "hexists",
+        "hlen",
+        "hincrby",
+        "hincrbyfloat",
+        "hstrlen",
+        "hgetall",
+        "hkeys",
+        "hvals",
+        "hrandfield",
+        "hscan",
+        "lpush",
+        "rpush",
+        "lpushx",
+        "rpushx",
+        "lpop",
+        "rpop",
+        "lrange",
+        "lindex",
+        "lset",
+        "linsert",
+        "lrem",
+        "ltrim",
+        "lpos",
+        "lmove",
+        "rpoplpush",
+        "lmpop",
+        "blpop",
+        "brpop",
+        "blmove",
+        "blmpop",
+        "sadd",
+        "srem",
+        "sismember",
+        "smismember",
+        "scard",
+        "smove",
+        "smembers",
+        "sinter",
+        "sunion",
+        "sdiff",
+        "sinterstore",
+        "sintercard",
+        "spop",
+        "srandmember",
+        "sscan",
+        "zadd",
+        "zscore",
+        "zmscore",
+        "zincrby",
+        "zcard",
+        "zcount",
+        "zlexcount",
+        "zrange",
+        "zrangestore",
+        "zrangebyscore",
+        "zrevrangebyscore",
+        "zrangebylex",
+        "zrevrange",
+        "zrank",
+        "zpopmin",
+        "zmpop",
+        "zremrangebyrank",
+        "zunionstore",
+        "zinterstore",
+        "zdiffstore",
+        "zunion",
+        "zinter",
+        "zdiff",
+        "zintercard",
+        "zrandmember",
+        "zscan",
+        "select",
+        "swapdb",
     ];
     let steps: Vec<Step> = no_args.iter().map(|c| x(c)).collect();
     p.compare(&steps);
@@ -1986,7 +2106,13 @@ fn requirepass_gates_commands_until_auth() {
     assert_eq!(wrong_hello, err("WRONGPASS invalid username-password pair or user is disabled."));
     assert_eq!(norm(redis::cmd("PING").query::<Value>(&mut con)), err("NOAUTH Authentication required."));
 
-    let hello = redis::cmd("HELLO").arg(3).arg("AUTH").arg("default").arg("sekret").query::<Value>(&mut con).expect("HELLO 3 AUTH");
+    let hello = redis::cmd("HELLO")
+        .arg(3)
+        .arg("AUTH")
+        .arg("default")
+        .arg("sekret")
+        .query::<Value>(&mut con)
+        .expect("HELLO 3 AUTH");
     let Value::Map(fields) = hello else { panic!("HELLO 3 must reply a map, got {hello:?}") };
     let proto = fields.iter().find(|(k, _)| *k == Value::BulkString(b"proto".to_vec())).map(|(_, v)| v.clone());
     assert_eq!(proto, Some(Value::Int(3)), "HELLO 3 reply: {fields:?}");
@@ -2002,7 +2128,9 @@ fn requirepass_gates_commands_until_auth() {
     let mut resp3 = connect(&format!("redis://default:sekret@127.0.0.1:{port}/?protocol=resp3"));
     let map: Value = redis::cmd("HGETALL").arg("h").query(&mut resp3).expect("HGETALL over RESP3 with password");
     assert!(matches!(map, Value::Map(_)), "RESP3 HGETALL: {map:?}");
-    let bad = redis::Client::open(format!("redis://:wrong@127.0.0.1:{port}/")).expect("client").get_connection_with_timeout(REPLY_TIMEOUT);
+    let bad = redis::Client::open(format!("redis://:wrong@127.0.0.1:{port}/"))
+        .expect("client")
+        .get_connection_with_timeout(REPLY_TIMEOUT);
     assert!(bad.is_err(), "connecting with a wrong password must fail");
 }
 
@@ -2021,7 +2149,8 @@ fn resp3_connection_gets_maps_and_doubles() {
     assert_eq!(m, vec![(bs("a"), bs("1")), (bs("b"), bs("2"))]);
     assert_eq!(redis::cmd("ZSCORE").arg("z").arg("m").query::<Value>(&mut con).expect("ZSCORE"), Value::Double(2.25));
     assert_eq!(redis::cmd("ZSCORE").arg("z").arg("x").query::<Value>(&mut con).expect("ZSCORE"), Value::Nil);
-    let ranged = redis::cmd("ZRANGE").arg("z").arg(0).arg(-1).arg("WITHSCORES").query::<Value>(&mut con).expect("ZRANGE");
+    let ranged =
+        redis::cmd("ZRANGE").arg("z").arg(0).arg(-1).arg("WITHSCORES").query::<Value>(&mut con).expect("ZRANGE");
     assert_eq!(ranged, Value::Array(vec![Value::Array(vec![bs("m"), Value::Double(2.25)])]));
     let hello = redis::cmd("HELLO").query::<Value>(&mut con).expect("HELLO");
     assert!(matches!(hello, Value::Map(_)), "HELLO without a version on RESP3: {hello:?}");

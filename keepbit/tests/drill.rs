@@ -62,7 +62,10 @@ fn drill(dir: &Path, args: &[&str], deadline: Duration) -> (bool, String) {
         if Instant::now() > end {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("drill did not finish within {deadline:?}:\n{}", std::fs::read_to_string(&out_path).unwrap_or_default());
+            panic!(
+                "drill did not finish within {deadline:?}:\n{}",
+                std::fs::read_to_string(&out_path).unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     };

@@ -29,43 +29,26 @@ fn report_renders_in_headless_chromium_with_a_timeline_per_round() {
         return;
     };
     let dir = fresh_dir();
-    let rounds = [
-        round("kill-primary", 1, vec![lost_write()]),
-        round("pause-primary", 1, Vec::new()),
-    ];
+    let rounds = [round("kill-primary", 1, vec![lost_write()]), round("pause-primary", 1, Vec::new())];
     let index = report::write_report(&dir.join("report"), &rounds).expect("write report");
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("report/report.json")).expect("json"))
-            .expect("report.json parses");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("report/report.json")).expect("json"))
+        .expect("report.json parses");
     assert_eq!(json["rounds"].as_array().map(Vec::len), Some(2));
     assert_eq!(json["rounds"][0]["events"]["total"], 300);
 
     let dom = dump_dom(&chromium, &dir, &index);
     assert_eq!(dom.matches("<svg").count(), 2, "one timeline per round");
-    assert!(
-        dom.contains(&format!(">{FAULT}</text>")),
-        "fault label on the timeline"
-    );
+    assert!(dom.contains(&format!(">{FAULT}</text>")), "fault label on the timeline");
     assert!(dom.contains("Lost writes (1)"));
     assert!(dom.contains("acknowledged RPUSH of v-117 missing from the final LRANGE"));
-    assert!(
-        dom.contains("orders:&lt;eu&gt;&amp;\"7\""),
-        "key shown as text"
-    );
-    assert!(
-        !dom.contains("<eu>"),
-        "key markup must not become an element"
-    );
+    assert!(dom.contains("orders:&lt;eu&gt;&amp;\"7\""), "key shown as text");
+    assert!(!dom.contains("<eu>"), "key markup must not become an element");
     assert!(dom.contains("term 3 → node 2") && dom.contains("term 2 → none"));
 
     let png = screenshot(&chromium, &dir, &index);
     let bytes = std::fs::read(&png).expect("screenshot written");
     assert!(bytes.starts_with(b"\x89PNG"), "screenshot is a PNG");
-    assert!(
-        bytes.len() > 5_000,
-        "screenshot is {} bytes: blank page?",
-        bytes.len()
-    );
+    assert!(bytes.len() > 5_000, "screenshot is {} bytes: blank page?", bytes.len());
 
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -74,11 +57,7 @@ fn dump_dom(chromium: &Path, dir: &Path, index: &Path) -> String {
     let out = dir.join("dom.html");
     let url = format!("file://{}", index.display());
     let status = run_chromium(chromium, dir, "dom", &["--dump-dom", &url], &out);
-    assert!(
-        status.success(),
-        "chromium --dump-dom failed: {status}; see {}",
-        dir.display()
-    );
+    assert!(status.success(), "chromium --dump-dom failed: {status}; see {}", dir.display());
     std::fs::read_to_string(&out).expect("dumped DOM")
 }
 
@@ -86,30 +65,15 @@ fn screenshot(chromium: &Path, dir: &Path, index: &Path) -> PathBuf {
     let png = dir.join("report.png");
     let url = format!("file://{}", index.display());
     let shot = format!("--screenshot={}", png.display());
-    let args = [
-        shot.as_str(),
-        "--window-size=1400,2000",
-        "--hide-scrollbars",
-        &url,
-    ];
+    let args = [shot.as_str(), "--window-size=1400,2000", "--hide-scrollbars", &url];
     let status = run_chromium(chromium, dir, "shot", &args, &dir.join("shot.out"));
-    assert!(
-        status.success(),
-        "chromium --screenshot failed: {status}; see {}",
-        dir.display()
-    );
+    assert!(status.success(), "chromium --screenshot failed: {status}; see {}", dir.display());
     png
 }
 
 /// Runs headless Chromium with a fresh profile, stdout to `stdout`, and kills it if it
 /// outlives [`CHROMIUM_DEADLINE`] (a hung browser must not hang the test run).
-fn run_chromium(
-    chromium: &Path,
-    dir: &Path,
-    name: &str,
-    args: &[&str],
-    stdout: &Path,
-) -> ExitStatus {
+fn run_chromium(chromium: &Path, dir: &Path, name: &str, args: &[&str], stdout: &Path) -> ExitStatus {
     let profile = dir.join(format!("profile-{name}"));
     let stderr = dir.join(format!("{name}.stderr"));
     let mut child = Command::new(chromium)
@@ -132,9 +96,7 @@ fn run_chromium(
         .expect("spawn chromium");
     wait_with_deadline(&mut child, CHROMIUM_DEADLINE).unwrap_or_else(|| {
         let log = std::fs::read_to_string(&stderr).unwrap_or_default();
-        panic!(
-            "chromium ({name}) still running after {CHROMIUM_DEADLINE:?}; killed. stderr:\n{log}"
-        )
+        panic!("chromium ({name}) still running after {CHROMIUM_DEADLINE:?}; killed. stderr:\n{log}")
     })
 }
 
@@ -160,13 +122,8 @@ fn find_chromium() -> Option<PathBuf> {
 }
 
 fn fresh_dir() -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let dir = std::env::temp_dir().join(format!(
-        "keepbit-drill-report-{}-{nanos}",
-        std::process::id()
-    ));
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!("keepbit-drill-report-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
@@ -178,30 +135,18 @@ fn events() -> Vec<Event> {
         .map(|id| {
             let complete_us = id * 10_000 + 5_000;
             let outcome = match complete_us {
-                1_000_000..=1_800_000 if id % 3 == 0 => Outcome::Unknown {
-                    reason: "timeout".into(),
-                },
-                1_000_000..=1_800_000 => Outcome::Fail {
-                    reason: "connection refused".into(),
-                },
-                _ => Outcome::Ok {
-                    value: Some(format!("{}", id / 4 + 1)),
-                },
+                1_000_000..=1_800_000 if id % 3 == 0 => Outcome::Unknown { reason: "timeout".into() },
+                1_000_000..=1_800_000 => Outcome::Fail { reason: "connection refused".into() },
+                _ => Outcome::Ok { value: Some(format!("{}", id / 4 + 1)) },
             };
             Event {
                 id,
                 client: (id % 4) as u32,
-                action: Action::Append {
-                    key: format!("orders:{}", id % 4),
-                    value: format!("v-{id}"),
-                },
+                action: Action::Append { key: format!("orders:{}", id % 4), value: format!("v-{id}") },
                 invoke_us: complete_us - 4_000,
                 complete_us,
                 outcome,
-                node: format!(
-                    "127.0.0.1:700{}",
-                    if complete_us < 1_000_000 { 1 } else { 2 }
-                ),
+                node: format!("127.0.0.1:700{}", if complete_us < 1_000_000 { 1 } else { 2 }),
             }
         })
         .collect()
@@ -211,28 +156,19 @@ fn lost_write() -> Violation {
     let append = Event {
         id: 117,
         client: 1,
-        action: Action::Append {
-            key: LOST_KEY.into(),
-            value: "v-117".into(),
-        },
+        action: Action::Append { key: LOST_KEY.into(), value: "v-117".into() },
         invoke_us: 1_171_000,
         complete_us: 1_175_000,
-        outcome: Outcome::Ok {
-            value: Some("3".into()),
-        },
+        outcome: Outcome::Ok { value: Some("3".into()) },
         node: "127.0.0.1:7001".into(),
     };
     let read = Event {
         id: 301,
         client: 0,
-        action: Action::ReadList {
-            key: LOST_KEY.into(),
-        },
+        action: Action::ReadList { key: LOST_KEY.into() },
         invoke_us: 3_000_000,
         complete_us: 3_002_000,
-        outcome: Outcome::Ok {
-            value: Some("v-1 v-2".into()),
-        },
+        outcome: Outcome::Ok { value: Some("v-1 v-2".into()) },
         node: "127.0.0.1:7002".into(),
     };
     Violation {
@@ -259,28 +195,12 @@ fn round(scenario: &str, number: u32, lost: Vec<Violation>) -> Round {
         round: number,
         duration_us: 3_000_000,
         marks: vec![
-            Mark {
-                at_us: 1_000_000,
-                kind: "fault".into(),
-                what: FAULT.into(),
-            },
-            Mark {
-                at_us: 2_200_000,
-                kind: "heal".into(),
-                what: "restart node 1".into(),
-            },
+            Mark { at_us: 1_000_000, kind: "fault".into(), what: FAULT.into() },
+            Mark { at_us: 2_200_000, kind: "heal".into(), what: "restart node 1".into() },
         ],
         leaders: vec![
-            LeaderChange {
-                at_us: 1_450_000,
-                term: 2,
-                leader: None,
-            },
-            LeaderChange {
-                at_us: 1_800_000,
-                term: 3,
-                leader: Some(2),
-            },
+            LeaderChange { at_us: 1_450_000, term: 2, leader: None },
+            LeaderChange { at_us: 1_800_000, term: 3, leader: Some(2) },
         ],
         availability,
         check: CheckReport {

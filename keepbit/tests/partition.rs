@@ -425,8 +425,8 @@ mod netns {
         let output = std::fs::read_to_string(&out_path).unwrap_or_default();
         print!("{output}");
         let kept = tmp.display();
-        let status = status
-            .unwrap_or_else(|| panic!("the namespaced test ran past {CHILD_DEADLINE:?}; files under {kept}"));
+        let status =
+            status.unwrap_or_else(|| panic!("the namespaced test ran past {CHILD_DEADLINE:?}; files under {kept}"));
         assert!(status.success(), "the namespaced test failed ({status}); its output is above, files under {kept}");
         assert!(output.contains("test result: ok. 1 passed"), "the namespaced run did not run {test}");
         let inner = output.lines().find_map(|l| l.split_once("netns: ").map(|(_, ns)| ns.trim()));

@@ -27,7 +27,8 @@ fn pipelined_requests_are_answered_in_order() {
     let mut s = srv.raw();
     let mut input = Vec::new();
     for i in 0..500 {
-        input.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n$2\r\nk{}\r\n$3\r\nv{:02}\r\n", i % 10, i % 100).as_bytes());
+        input
+            .extend_from_slice(format!("*3\r\n$3\r\nSET\r\n$2\r\nk{}\r\n$3\r\nv{:02}\r\n", i % 10, i % 100).as_bytes());
         input.extend_from_slice(format!("*2\r\n$3\r\nGET\r\n$2\r\nk{}\r\n", i % 10).as_bytes());
     }
     let mut expected = Vec::new();

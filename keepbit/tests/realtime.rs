@@ -97,7 +97,8 @@ fn blocking_commands_time_out_and_wake() {
     let url = srv.url();
     let mover = thread::spawn(move || {
         let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
-        let moved: String = redis::cmd("BLMOVE").arg("src").arg("dst").arg("LEFT").arg("RIGHT").arg(10).query(&mut con).unwrap();
+        let moved: String =
+            redis::cmd("BLMOVE").arg("src").arg("dst").arg("LEFT").arg("RIGHT").arg(10).query(&mut con).unwrap();
         let popped: (String, String, f64) = redis::cmd("BZPOPMIN").arg("z").arg(10).query(&mut con).unwrap();
         (moved, popped)
     });
@@ -147,7 +148,8 @@ fn transactions_and_watch_conflicts() {
     let srv = TestServer::start();
     let mut a = srv.conn();
     let mut b = srv.conn();
-    let (x, y): (i64, i64) = redis::pipe().atomic().cmd("INCR").arg("n").cmd("INCRBY").arg("n").arg(10).query(&mut a).unwrap();
+    let (x, y): (i64, i64) =
+        redis::pipe().atomic().cmd("INCR").arg("n").cmd("INCRBY").arg("n").arg(10).query(&mut a).unwrap();
     assert_eq!((x, y), (1, 11));
 
     let _: () = redis::cmd("WATCH").arg("n").query(&mut a).unwrap();

@@ -10,12 +10,14 @@ use std::process::{Command, Stdio};
 use support::TestServer;
 
 fn tool_available(program: &str, probe: &[&str]) -> bool {
-    let ok = Command::new(program).args(probe).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok = Command::new(program)
+        .args(probe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{program} is required in CI: .ci/run installs it"
-        );
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{program} is required in CI: .ci/run installs it");
         eprintln!("note: {program} not available, skipping");
     }
     ok
@@ -70,7 +72,8 @@ fn redis_cli_pipe_mode_mass_insert() {
     let mut input = Vec::new();
     for i in 0..10_000 {
         let (k, v) = (format!("key:{i}"), format!("value:{i}"));
-        input.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n", k.len(), v.len()).as_bytes());
+        input
+            .extend_from_slice(format!("*3\r\n$3\r\nSET\r\n${}\r\n{k}\r\n${}\r\n{v}\r\n", k.len(), v.len()).as_bytes());
     }
     let mut child = Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &srv.port.to_string(), "--pipe"])

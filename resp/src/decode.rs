@@ -79,12 +79,7 @@ pub fn decode_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<
 }
 
 /// A header line `<prefix><int>\r\n` starting at `pos`: its value and the position after it.
-fn header_at(
-    buf: &[u8],
-    pos: usize,
-    limits: &Limits,
-    too_big: &str,
-) -> Result<Option<(Option<i64>, usize)>, Invalid> {
+fn header_at(buf: &[u8], pos: usize, limits: &Limits, too_big: &str) -> Result<Option<(Option<i64>, usize)>, Invalid> {
     match find_crlf(buf, pos + 1) {
         Some(cr) if cr - pos > limits.inline_len_max => invalid(too_big),
         Some(cr) => Ok(Some((parse_i64(&buf[pos + 1..cr]), cr + 2))),
@@ -147,9 +142,7 @@ fn decode_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes
     }
     let line = buf.split_to(nl + 1);
     let line = line[..nl].strip_suffix(b"\r").unwrap_or(&line[..nl]);
-    split_args(line)
-        .map(Some)
-        .ok_or_else(|| Invalid("unbalanced quotes in request".into()))
+    split_args(line).map(Some).ok_or_else(|| Invalid("unbalanced quotes in request".into()))
 }
 
 fn hex(c: u8) -> Option<u8> {
@@ -175,9 +168,10 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
             let c = line.get(i).copied();
             if in_dq {
                 match c? {
-                    b'\\' if line.get(i + 1) == Some(&b'x')
-                        && line.get(i + 2).and_then(|&c| hex(c)).is_some()
-                        && line.get(i + 3).and_then(|&c| hex(c)).is_some() =>
+                    b'\\'
+                        if line.get(i + 1) == Some(&b'x')
+                            && line.get(i + 2).and_then(|&c| hex(c)).is_some()
+                            && line.get(i + 3).and_then(|&c| hex(c)).is_some() =>
                     {
                         cur.push(hex(line[i + 2])? * 16 + hex(line[i + 3])?);
                         i += 3;
@@ -325,10 +319,9 @@ fn parse_frame(buf: &Bytes, pos: &mut usize) -> Frame {
             let data = buf.slice(*pos..*pos + n as usize);
             *pos += n as usize + 2;
             match kind {
-                b'=' if data.len() >= 4 => Frame::Verbatim {
-                    format: [data[0], data[1], data[2]],
-                    text: data.slice(4..),
-                },
+                b'=' if data.len() >= 4 => {
+                    Frame::Verbatim { format: [data[0], data[1], data[2]], text: data.slice(4..) }
+                }
                 b'!' => Frame::Error(data),
                 _ => Frame::Bulk(data),
             }

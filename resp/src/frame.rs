@@ -18,7 +18,10 @@ pub enum Frame {
     Double(f64),
     Boolean(bool),
     BigNumber(Bytes),
-    Verbatim { format: [u8; 3], text: Bytes },
+    Verbatim {
+        format: [u8; 3],
+        text: Bytes,
+    },
 }
 
 impl Frame {

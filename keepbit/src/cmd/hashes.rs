@@ -17,10 +17,7 @@ pub fn hset(ctx: &mut WriteCtx, a: &[Bytes]) -> CmdResult {
     }
     let key = &a[1];
     let h = ctx.hash_entry(key)?;
-    let added = a[2..]
-        .chunks(2)
-        .filter(|fv| h.insert(fv[0].clone(), fv[1].clone()).is_none())
-        .count();
+    let added = a[2..].chunks(2).filter(|fv| h.insert(fv[0].clone(), fv[1].clone()).is_none()).count();
     ctx.done(key);
     Ok(if is(&a[0], "hmset") { Reply::Ok } else { Reply::Int(added as i64) })
 }
@@ -40,12 +37,7 @@ pub fn hget(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
 
 pub fn hmget(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     let h = ctx.get_hash(&a[1])?;
-    Ok(Reply::Array(
-        a[2..]
-            .iter()
-            .map(|f| Reply::opt_bulk(h.and_then(|h| h.get(f).cloned())))
-            .collect(),
-    ))
+    Ok(Reply::Array(a[2..].iter().map(|f| Reply::opt_bulk(h.and_then(|h| h.get(f).cloned()))).collect()))
 }
 
 pub fn hdel(ctx: &mut WriteCtx, a: &[Bytes]) -> CmdResult {
@@ -134,7 +126,9 @@ pub fn hrandfield(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
         h.iter().choose_multiple(ctx.rng, count as usize)
     } else {
         if count == i64::MIN {
-            return Err(CmdError::err("value is out of range, value must between -9223372036854775807 and 9223372036854775807"));
+            return Err(CmdError::err(
+                "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+            ));
         }
         let n = count.unsigned_abs();
         if n > (i64::MAX / 2) as u64 {
@@ -150,12 +144,7 @@ fn pairs_reply(picked: Vec<(&Bytes, &Bytes)>, with_values: bool) -> Reply {
     if !with_values {
         return Reply::bulks(picked.into_iter().map(|(f, _)| f.clone()));
     }
-    Reply::Pairs(
-        picked
-            .into_iter()
-            .map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone())))
-            .collect(),
-    )
+    Reply::Pairs(picked.into_iter().map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone()))).collect())
 }
 
 pub fn hscan(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {

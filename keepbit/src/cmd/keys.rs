@@ -255,10 +255,7 @@ pub fn keys(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     let pattern = &a[1];
     let all = &pattern[..] == b"*";
     Ok(Reply::bulks(
-        ctx.db()
-            .iter(ctx.now_ms)
-            .filter(|(k, _)| all || glob::matches(pattern, k))
-            .map(|(k, _)| k.clone()),
+        ctx.db().iter(ctx.now_ms).filter(|(k, _)| all || glob::matches(pattern, k)).map(|(k, _)| k.clone()),
     ))
 }
 

@@ -246,11 +246,8 @@ pub fn lpos(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     };
     let from_tail = rank < 0;
     let rank = rank.unsigned_abs();
-    let scan: Box<dyn Iterator<Item = (usize, &Bytes)>> = if from_tail {
-        Box::new(list.iter().enumerate().rev())
-    } else {
-        Box::new(list.iter().enumerate())
-    };
+    let scan: Box<dyn Iterator<Item = (usize, &Bytes)>> =
+        if from_tail { Box::new(list.iter().enumerate().rev()) } else { Box::new(list.iter().enumerate()) };
     let limit = if maxlen == 0 { usize::MAX } else { maxlen };
     let mut matches: u64 = 0;
     let mut found = Vec::new();
@@ -337,11 +334,7 @@ fn parse_mpop(a: &[Bytes], numkeys_idx: usize) -> Result<MPop<'_>, CmdError> {
         }
         j += 1;
     }
-    Ok(MPop {
-        keys: &a[first..where_idx],
-        end,
-        count: count.unwrap_or(1),
-    })
+    Ok(MPop { keys: &a[first..where_idx], end, count: count.unwrap_or(1) })
 }
 
 /// Pops from the first non-empty list among `keys`: `[key, element]` when `count` is
@@ -589,7 +582,10 @@ mod tests {
         assert_eq!(w(&mut ks, &["lmpop", "1", "a", "left", "count", "0"]), err("ERR count should be greater than 0"));
         assert_eq!(w(&mut ks, &["lmpop", "1", "a", "left", "count", "1", "count", "1"]), err("ERR syntax error"));
         w(&mut ks, &["rpush", "c", "x", "y"]);
-        assert_eq!(w(&mut ks, &["blmpop", "0", "2", "a", "c", "left", "count", "5"]), Reply::Array(vec![b("c"), arr(&["x", "y"])]));
+        assert_eq!(
+            w(&mut ks, &["blmpop", "0", "2", "a", "c", "left", "count", "5"]),
+            Reply::Array(vec![b("c"), arr(&["x", "y"])])
+        );
         assert_eq!(w(&mut ks, &["blmpop", "0.5", "1", "c", "left"]), Reply::NilArray);
         assert_eq!(w(&mut ks, &["blmpop", "x", "1", "c", "left"]), err("ERR timeout is not a float or out of range"));
     }

@@ -8,10 +8,10 @@
 //! - `Run::Session`: connection and server commands handled by the session.
 
 pub mod args;
-pub mod scan;
 mod hashes;
 mod keys;
 mod lists;
+pub mod scan;
 mod server;
 mod sets;
 mod strings;
@@ -114,15 +114,8 @@ impl Spec {
         if self.first_key <= 0 {
             return Vec::new();
         }
-        let last = if self.last_key < 0 {
-            args.len() as i32 + self.last_key
-        } else {
-            self.last_key
-        };
-        (self.first_key..=last)
-            .step_by(self.step.max(1) as usize)
-            .filter_map(|i| args.get(i as usize))
-            .collect()
+        let last = if self.last_key < 0 { args.len() as i32 + self.last_key } else { self.last_key };
+        (self.first_key..=last).step_by(self.step.max(1) as usize).filter_map(|i| args.get(i as usize)).collect()
     }
 }
 
@@ -530,12 +523,7 @@ impl WriteCtx<'_> {
     pub fn with_reader<T>(&mut self, f: impl FnOnce(&mut ReadCtx) -> T) -> T {
         use rand::SeedableRng;
         let mut rng = SmallRng::seed_from_u64(self.seed);
-        f(&mut ReadCtx {
-            ks: self.ks,
-            db: self.db,
-            now_ms: self.now_ms,
-            rng: &mut rng,
-        })
+        f(&mut ReadCtx { ks: self.ks, db: self.db, now_ms: self.now_ms, rng: &mut rng })
     }
 }
 

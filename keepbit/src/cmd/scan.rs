@@ -29,13 +29,7 @@ pub fn parse(cursor: &[u8], opts: &[Bytes], allow_type: bool, allow_novalues: bo
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
         .ok_or_else(|| CmdError::err("invalid cursor"))?;
-    let mut o = ScanOpts {
-        cursor,
-        count: 10,
-        pattern: None,
-        type_name: None,
-        novalues: false,
-    };
+    let mut o = ScanOpts { cursor, count: 10, pattern: None, type_name: None, novalues: false };
     let mut i = 0;
     while i < opts.len() {
         let has_value = i + 1 < opts.len();
@@ -69,10 +63,8 @@ fn position(key: &[u8]) -> u64 {
 /// them unless the end is reached) and the next cursor (0 when done). MATCH filters the
 /// page after it is chosen, as in Redis.
 pub fn page<'a, T>(items: impl Iterator<Item = (&'a Bytes, T)>, o: &ScanOpts) -> (u64, Vec<(&'a Bytes, T)>) {
-    let mut candidates: Vec<(u64, &'a Bytes, T)> = items
-        .map(|(k, v)| (position(k), k, v))
-        .filter(|(h, _, _)| *h >= o.cursor)
-        .collect();
+    let mut candidates: Vec<(u64, &'a Bytes, T)> =
+        items.map(|(k, v)| (position(k), k, v)).filter(|(h, _, _)| *h >= o.cursor).collect();
     let next = if candidates.len() > o.count {
         candidates.select_nth_unstable_by_key(o.count, |c| c.0);
         let boundary = candidates[o.count].0;

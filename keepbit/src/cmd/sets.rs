@@ -41,9 +41,7 @@ pub fn sismember(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
 
 pub fn smismember(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     let s = ctx.get_set(&a[1])?;
-    Ok(Reply::Array(
-        a[2..].iter().map(|m| Reply::Int(s.is_some_and(|s| s.contains(m)) as i64)).collect(),
-    ))
+    Ok(Reply::Array(a[2..].iter().map(|m| Reply::Int(s.is_some_and(|s| s.contains(m)) as i64)).collect()))
 }
 
 pub fn scard(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
@@ -79,11 +77,8 @@ pub fn prepare_spop(ctx: &mut ReadCtx, a: &[Bytes]) -> Result<Vec<Bytes>, CmdErr
 /// the set's contents, never on its table layout.
 fn seeded_pick(s: &HashSet<Bytes>, seed: u64, n: usize, exclude: &HashSet<Bytes>) -> Vec<Bytes> {
     let hasher = BuildHasherDefault::<DefaultHasher>::default();
-    let mut ranked: Vec<(u64, &Bytes)> = s
-        .iter()
-        .filter(|m| !exclude.contains(*m))
-        .map(|m| (hasher.hash_one((seed, &m[..])), m))
-        .collect();
+    let mut ranked: Vec<(u64, &Bytes)> =
+        s.iter().filter(|m| !exclude.contains(*m)).map(|m| (hasher.hash_one((seed, &m[..])), m)).collect();
     ranked.sort();
     ranked.into_iter().take(n).map(|(_, m)| m.clone()).collect()
 }
@@ -141,9 +136,9 @@ pub fn srandmember(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     match count {
         None => Ok(Reply::opt_bulk(s.iter().choose(ctx.rng).cloned())),
         Some(c) if c >= 0 => Ok(Reply::bulks(s.iter().choose_multiple(ctx.rng, c as usize).into_iter().cloned())),
-        Some(i64::MIN) => Err(CmdError::err(
-            "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-        )),
+        Some(i64::MIN) => {
+            Err(CmdError::err("value is out of range, value must between -9223372036854775807 and 9223372036854775807"))
+        }
         Some(c) => {
             let n = c.unsigned_abs();
             if n > (i64::MAX / 2) as u64 {
@@ -189,18 +184,10 @@ fn combine(ctx: &ReadCtx, keys: &[Bytes], op: Algebra) -> Result<HashSet<Bytes>,
     let sets: Vec<&HashSet<Bytes>> = sets.into_iter().map(|s| s.unwrap_or(&empty)).collect();
     Ok(match op {
         Algebra::Union => sets.iter().flat_map(|s| s.iter().cloned()).collect(),
-        Algebra::Diff => sets[0]
-            .iter()
-            .filter(|m| !sets[1..].iter().any(|s| s.contains(*m)))
-            .cloned()
-            .collect(),
+        Algebra::Diff => sets[0].iter().filter(|m| !sets[1..].iter().any(|s| s.contains(*m))).cloned().collect(),
         Algebra::Inter => {
             let smallest = sets.iter().min_by_key(|s| s.len()).copied().unwrap_or(&empty);
-            smallest
-                .iter()
-                .filter(|m| sets.iter().all(|s| s.contains(*m)))
-                .cloned()
-                .collect()
+            smallest.iter().filter(|m| sets.iter().all(|s| s.contains(*m))).cloned().collect()
         }
     })
 }

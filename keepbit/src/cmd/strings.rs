@@ -44,12 +44,7 @@ struct SetOpts {
 }
 
 fn parse_set_opts(opts: &[Bytes], now_ms: u64) -> Result<SetOpts, CmdError> {
-    let mut o = SetOpts {
-        nx: false,
-        xx: false,
-        get: false,
-        expiry: Expiry::Clear,
-    };
+    let mut o = SetOpts { nx: false, xx: false, get: false, expiry: Expiry::Clear };
     let mut i = 0;
     while i < opts.len() {
         let a = &opts[i];

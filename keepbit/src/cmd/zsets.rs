@@ -157,7 +157,13 @@ enum By {
 /// Parses `<src> <min> <max> [BYSCORE|BYLEX] [REV] [WITHSCORES] [LIMIT offset count]`
 /// with `src` at `at`, as Redis's `zrangeGenericCommand`. `rev`: `None` when REV may be
 /// given, otherwise the command's fixed direction.
-fn parse_range_query(a: &[Bytes], at: usize, store: bool, mut by: By, rev: Option<bool>) -> Result<RangeQuery, CmdError> {
+fn parse_range_query(
+    a: &[Bytes],
+    at: usize,
+    store: bool,
+    mut by: By,
+    rev: Option<bool>,
+) -> Result<RangeQuery, CmdError> {
     let mut reverse = rev;
     let (mut withscores, mut offset, mut limit) = (false, 0i64, -1i64);
     let mut j = at + 3;
@@ -430,7 +436,9 @@ pub fn zrandmember(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     };
     let l = parse_i64(count_arg)?;
     if l == i64::MIN {
-        return Err(CmdError::err("value is out of range, value must between -9223372036854775807 and 9223372036854775807"));
+        return Err(CmdError::err(
+            "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+        ));
     }
     if a.len() > 4 || (a.len() == 4 && !is(&a[3], "withscores")) {
         return Err(CmdError::Syntax);
@@ -455,10 +463,7 @@ pub fn zrandmember(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
         // The whole set, in the order Redis walks it (highest first).
         all.iter().rev().copied().collect()
     } else {
-        rand::seq::index::sample(&mut *ctx.rng, size, count as usize)
-            .into_iter()
-            .map(|i| all[i])
-            .collect()
+        rand::seq::index::sample(&mut *ctx.rng, size, count as usize).into_iter().map(|i| all[i]).collect()
     };
     Ok(members(owned(picked.into_iter()), withscores))
 }
@@ -467,10 +472,7 @@ pub fn zscan(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     let o = scan::parse(&a[2], &a[3..], false, false)?;
     let Some(z) = ctx.get_zset(&a[1])? else { return Ok(scan::reply(0, Vec::new())) };
     let (next, page) = scan::page(z.iter(), &o);
-    let items = page
-        .into_iter()
-        .flat_map(|(m, s)| [Reply::Bulk(m.clone()), Reply::bulk(format_double(s))])
-        .collect();
+    let items = page.into_iter().flat_map(|(m, s)| [Reply::Bulk(m.clone()), Reply::bulk(format_double(s))]).collect();
     Ok(scan::reply(next, items))
 }
 
@@ -572,10 +574,7 @@ pub fn zmpop(ctx: &mut WriteCtx, a: &[Bytes]) -> CmdResult {
             continue;
         }
         let items = pop(ctx, key, max, count)?;
-        let popped = items
-            .into_iter()
-            .map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), Reply::Double(s)]))
-            .collect();
+        let popped = items.into_iter().map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), Reply::Double(s)])).collect();
         return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Array(popped)]));
     }
     Ok(Reply::NilArray)
@@ -849,92 +848,110 @@ mod tests {
     #[test]
     fn zadd_flags_and_errors() {
         let mut ks = Keyspace::new(16);
-        check(&mut ks, &[
-            ("ZADD z 1 a 2 b", Reply::Int(2)),
-            ("ZADD z NX 5 a 3 c", Reply::Int(1)),
-            ("ZSCORE z a", Reply::Double(1.0)),
-            ("ZADD z XX CH 5 a 9 new", Reply::Int(1)),
-            ("ZSCORE z new", Reply::Nil),
-            ("ZADD z GT CH 1 a 4 b", Reply::Int(1)),
-            ("ZMSCORE z a b nope", Reply::Array(vec![Reply::Double(5.0), Reply::Double(4.0), Reply::Nil])),
-            ("ZADD z INCR 2.5 a", Reply::Double(7.5)),
-            ("ZADD z LT INCR 1 a", Reply::Nil),
-            ("ZADD missing XX 1 a", Reply::Int(0)),
-            ("EXISTS missing", Reply::Int(0)),
-            ("ZADD z NX XX 1 a", err("ERR XX and NX options at the same time are not compatible")),
-            ("ZADD z GT LT 1 a", err("ERR GT, LT, and/or NX options at the same time are not compatible")),
-            ("ZADD z INCR 1 a 2 b", err("ERR INCR option supports a single increment-element pair")),
-            ("ZADD z x a", err("ERR value is not a valid float")),
-            ("ZADD z NX 1", err("ERR syntax error")),
-            ("ZADD inf +inf a", Reply::Int(1)),
-            ("ZINCRBY inf -inf a", err("ERR resulting score is not a number (NaN)")),
-            ("SET s v", Reply::Ok),
-            ("ZADD s 1 a", CmdError::WrongType.to_reply()),
-        ]);
+        check(
+            &mut ks,
+            &[
+                ("ZADD z 1 a 2 b", Reply::Int(2)),
+                ("ZADD z NX 5 a 3 c", Reply::Int(1)),
+                ("ZSCORE z a", Reply::Double(1.0)),
+                ("ZADD z XX CH 5 a 9 new", Reply::Int(1)),
+                ("ZSCORE z new", Reply::Nil),
+                ("ZADD z GT CH 1 a 4 b", Reply::Int(1)),
+                ("ZMSCORE z a b nope", Reply::Array(vec![Reply::Double(5.0), Reply::Double(4.0), Reply::Nil])),
+                ("ZADD z INCR 2.5 a", Reply::Double(7.5)),
+                ("ZADD z LT INCR 1 a", Reply::Nil),
+                ("ZADD missing XX 1 a", Reply::Int(0)),
+                ("EXISTS missing", Reply::Int(0)),
+                ("ZADD z NX XX 1 a", err("ERR XX and NX options at the same time are not compatible")),
+                ("ZADD z GT LT 1 a", err("ERR GT, LT, and/or NX options at the same time are not compatible")),
+                ("ZADD z INCR 1 a 2 b", err("ERR INCR option supports a single increment-element pair")),
+                ("ZADD z x a", err("ERR value is not a valid float")),
+                ("ZADD z NX 1", err("ERR syntax error")),
+                ("ZADD inf +inf a", Reply::Int(1)),
+                ("ZINCRBY inf -inf a", err("ERR resulting score is not a number (NaN)")),
+                ("SET s v", Reply::Ok),
+                ("ZADD s 1 a", CmdError::WrongType.to_reply()),
+            ],
+        );
     }
 
     #[test]
     fn zrange_byscore_limit_and_exclusive_bounds() {
         let mut ks = Keyspace::new(16);
-        check(&mut ks, &[
-            ("ZADD z 1 a 2 b 3 c 4 d 5 e", Reply::Int(5)),
-            ("ZRANGE z (1 5 BYSCORE LIMIT 1 2", bulks("c d")),
-            ("ZRANGE z (5 (1 BYSCORE REV", bulks("d c b")),
-            ("ZRANGEBYSCORE z -inf (3 WITHSCORES", scored(&[("a", 1.0), ("b", 2.0)])),
-            ("ZREVRANGEBYSCORE z +inf 4 LIMIT 0 1", bulks("e")),
-            ("ZRANGE z 0 -1 REV", bulks("e d c b a")),
-            ("ZREVRANGE z 0 1", bulks("e d")),
-            ("ZCOUNT z (2 4", Reply::Int(2)),
-            ("ZRANGE z 0 1 LIMIT 0 1", err("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")),
-            ("ZRANGE z x 1 BYSCORE", err("ERR min or max is not a float")),
-            ("ZRANGESTORE dst z 2 3 BYSCORE", Reply::Int(2)),
-            ("ZRANGE dst 0 -1", bulks("b c")),
-            ("ZREMRANGEBYSCORE z -inf (3", Reply::Int(2)),
-            ("ZRANK z c WITHSCORE", Reply::Array(vec![Reply::Int(0), Reply::Double(3.0)])),
-            ("ZREVRANK z c", Reply::Int(2)),
-            ("ZRANK z a WITHSCORE", Reply::NilArray),
-        ]);
+        check(
+            &mut ks,
+            &[
+                ("ZADD z 1 a 2 b 3 c 4 d 5 e", Reply::Int(5)),
+                ("ZRANGE z (1 5 BYSCORE LIMIT 1 2", bulks("c d")),
+                ("ZRANGE z (5 (1 BYSCORE REV", bulks("d c b")),
+                ("ZRANGEBYSCORE z -inf (3 WITHSCORES", scored(&[("a", 1.0), ("b", 2.0)])),
+                ("ZREVRANGEBYSCORE z +inf 4 LIMIT 0 1", bulks("e")),
+                ("ZRANGE z 0 -1 REV", bulks("e d c b a")),
+                ("ZREVRANGE z 0 1", bulks("e d")),
+                ("ZCOUNT z (2 4", Reply::Int(2)),
+                (
+                    "ZRANGE z 0 1 LIMIT 0 1",
+                    err("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"),
+                ),
+                ("ZRANGE z x 1 BYSCORE", err("ERR min or max is not a float")),
+                ("ZRANGESTORE dst z 2 3 BYSCORE", Reply::Int(2)),
+                ("ZRANGE dst 0 -1", bulks("b c")),
+                ("ZREMRANGEBYSCORE z -inf (3", Reply::Int(2)),
+                ("ZRANK z c WITHSCORE", Reply::Array(vec![Reply::Int(0), Reply::Double(3.0)])),
+                ("ZREVRANK z c", Reply::Int(2)),
+                ("ZRANK z a WITHSCORE", Reply::NilArray),
+            ],
+        );
     }
 
     #[test]
     fn zrangebylex() {
         let mut ks = Keyspace::new(16);
-        check(&mut ks, &[
-            ("ZADD z 0 a 0 b 0 c 0 d", Reply::Int(4)),
-            ("ZRANGEBYLEX z [b (d", bulks("b c")),
-            ("ZREVRANGEBYLEX z + (b", bulks("d c")),
-            ("ZRANGE z - + BYLEX LIMIT 1 2", bulks("b c")),
-            ("ZLEXCOUNT z - [c", Reply::Int(3)),
-            ("ZRANGEBYLEX z b +", err("ERR min or max not valid string range item")),
-            ("ZRANGE z - + BYLEX WITHSCORES", err("ERR syntax error, WITHSCORES not supported in combination with BYLEX")),
-            ("ZREMRANGEBYLEX z [a [b", Reply::Int(2)),
-            ("ZREMRANGEBYRANK z 0 -1", Reply::Int(2)),
-            ("EXISTS z", Reply::Int(0)),
-        ]);
+        check(
+            &mut ks,
+            &[
+                ("ZADD z 0 a 0 b 0 c 0 d", Reply::Int(4)),
+                ("ZRANGEBYLEX z [b (d", bulks("b c")),
+                ("ZREVRANGEBYLEX z + (b", bulks("d c")),
+                ("ZRANGE z - + BYLEX LIMIT 1 2", bulks("b c")),
+                ("ZLEXCOUNT z - [c", Reply::Int(3)),
+                ("ZRANGEBYLEX z b +", err("ERR min or max not valid string range item")),
+                (
+                    "ZRANGE z - + BYLEX WITHSCORES",
+                    err("ERR syntax error, WITHSCORES not supported in combination with BYLEX"),
+                ),
+                ("ZREMRANGEBYLEX z [a [b", Reply::Int(2)),
+                ("ZREMRANGEBYRANK z 0 -1", Reply::Int(2)),
+                ("EXISTS z", Reply::Int(0)),
+            ],
+        );
     }
 
     #[test]
     fn zunionstore_weights_and_aggregate() {
         let mut ks = Keyspace::new(16);
-        check(&mut ks, &[
-            ("ZADD z1 1 a 2 b", Reply::Int(2)),
-            ("ZADD z2 3 b 4 c", Reply::Int(2)),
-            ("SADD s a", Reply::Int(1)),
-            ("ZUNIONSTORE out 2 z1 z2 WEIGHTS 2 3", Reply::Int(3)),
-            ("ZRANGE out 0 -1 WITHSCORES", scored(&[("a", 2.0), ("c", 12.0), ("b", 13.0)])),
-            ("ZUNIONSTORE out 2 z1 z2 AGGREGATE MAX", Reply::Int(3)),
-            ("ZSCORE out b", Reply::Double(3.0)),
-            ("ZINTERSTORE out 2 z1 s AGGREGATE MIN", Reply::Int(1)),
-            ("ZSCORE out a", Reply::Double(1.0)),
-            ("ZINTERSTORE out 2 z2 s", Reply::Int(0)),
-            ("EXISTS out", Reply::Int(0)),
-            ("ZDIFF 2 z1 z2", bulks("a")),
-            ("ZINTER 2 z1 z2 WITHSCORES", scored(&[("b", 5.0)])),
-            ("ZINTERCARD 2 z1 z2 LIMIT 5", Reply::Int(1)),
-            ("ZUNIONSTORE out 0 z1", err("ERR at least 1 input key is needed for 'zunionstore' command")),
-            ("ZUNIONSTORE out 1 z1 WEIGHTS x", err("ERR weight value is not a float")),
-            ("ZDIFFSTORE out 1 z1 WEIGHTS 1", err("ERR syntax error")),
-        ]);
+        check(
+            &mut ks,
+            &[
+                ("ZADD z1 1 a 2 b", Reply::Int(2)),
+                ("ZADD z2 3 b 4 c", Reply::Int(2)),
+                ("SADD s a", Reply::Int(1)),
+                ("ZUNIONSTORE out 2 z1 z2 WEIGHTS 2 3", Reply::Int(3)),
+                ("ZRANGE out 0 -1 WITHSCORES", scored(&[("a", 2.0), ("c", 12.0), ("b", 13.0)])),
+                ("ZUNIONSTORE out 2 z1 z2 AGGREGATE MAX", Reply::Int(3)),
+                ("ZSCORE out b", Reply::Double(3.0)),
+                ("ZINTERSTORE out 2 z1 s AGGREGATE MIN", Reply::Int(1)),
+                ("ZSCORE out a", Reply::Double(1.0)),
+                ("ZINTERSTORE out 2 z2 s", Reply::Int(0)),
+                ("EXISTS out", Reply::Int(0)),
+                ("ZDIFF 2 z1 z2", bulks("a")),
+                ("ZINTER 2 z1 z2 WITHSCORES", scored(&[("b", 5.0)])),
+                ("ZINTERCARD 2 z1 z2 LIMIT 5", Reply::Int(1)),
+                ("ZUNIONSTORE out 0 z1", err("ERR at least 1 input key is needed for 'zunionstore' command")),
+                ("ZUNIONSTORE out 1 z1 WEIGHTS x", err("ERR weight value is not a float")),
+                ("ZDIFFSTORE out 1 z1 WEIGHTS 1", err("ERR syntax error")),
+            ],
+        );
     }
 
     #[test]
@@ -946,22 +963,25 @@ mod tests {
             Reply::bulk("y"),
             Reply::Array(vec![Reply::Array(vec![Reply::bulk("q"), Reply::Double(2.0)])]),
         ]);
-        check(&mut ks, &[
-            ("ZADD z 1 a 2 b 3 c", Reply::Int(3)),
-            ("ZPOPMIN z 2", scored(&[("a", 1.0), ("b", 2.0)])),
-            ("ZPOPMAX z", flat),
-            ("EXISTS z", Reply::Int(0)),
-            ("ZPOPMIN z", Reply::Array(vec![])),
-            ("ZPOPMIN z -1", err("ERR value is out of range, must be positive")),
-            ("ZADD y 5 m", Reply::Int(1)),
-            ("BZPOPMIN z y 0", bz),
-            ("BZPOPMIN z y 0", Reply::NilArray),
-            ("ZADD y 1 p 2 q", Reply::Int(2)),
-            ("ZMPOP 2 z y MAX", zm),
-            ("ZMPOP 0 y MIN", err("ERR numkeys should be greater than 0")),
-            ("ZMPOP 1 y MIN COUNT 0", err("ERR count should be greater than 0")),
-            ("BZMPOP -1 1 y MIN", err("ERR timeout is negative")),
-        ]);
+        check(
+            &mut ks,
+            &[
+                ("ZADD z 1 a 2 b 3 c", Reply::Int(3)),
+                ("ZPOPMIN z 2", scored(&[("a", 1.0), ("b", 2.0)])),
+                ("ZPOPMAX z", flat),
+                ("EXISTS z", Reply::Int(0)),
+                ("ZPOPMIN z", Reply::Array(vec![])),
+                ("ZPOPMIN z -1", err("ERR value is out of range, must be positive")),
+                ("ZADD y 5 m", Reply::Int(1)),
+                ("BZPOPMIN z y 0", bz),
+                ("BZPOPMIN z y 0", Reply::NilArray),
+                ("ZADD y 1 p 2 q", Reply::Int(2)),
+                ("ZMPOP 2 z y MAX", zm),
+                ("ZMPOP 0 y MIN", err("ERR numkeys should be greater than 0")),
+                ("ZMPOP 1 y MIN COUNT 0", err("ERR count should be greater than 0")),
+                ("BZMPOP -1 1 y MIN", err("ERR timeout is negative")),
+            ],
+        );
         let spec = bz_blocking_spec(&argv("BZMPOP 1.5 2 a b MIN"));
         assert_eq!(spec, Ok((argv("a b"), Some(Duration::from_millis(1500)))));
         assert_eq!(bz_blocking_spec(&argv("BZPOPMAX a 0")), Ok((argv("a"), None)));

@@ -102,8 +102,7 @@ pub fn check(events: &[Event], fin: &FinalState, budget_per_key: Duration) -> Ch
         check_insert(key, of(&by_kind.inserts, key), fin.inserts.get(key), &mut report);
     }
     for key in registers {
-        let mut history: Vec<Event> =
-            of(&by_kind.registers, key).iter().map(|&e| e.clone()).collect();
+        let mut history: Vec<Event> = of(&by_kind.registers, key).iter().map(|&e| e.clone()).collect();
         if let Some(value) = fin.registers.get(key) {
             history.push(final_read(key, value.clone(), final_id, end_us));
         }
@@ -168,10 +167,7 @@ fn check_list(key: &str, events: &[&Event], fin: Option<&Vec<String>>, report: &
     for (value, attempts) in &appends {
         for &acked in attempts.iter().filter(|e| e.ok()).take(1) {
             if !counts.contains_key(value) {
-                let detail = format!(
-                    "value {value} acknowledged {} is missing from the final list",
-                    at(acked)
-                );
+                let detail = format!("value {value} acknowledged {} is missing from the final list", at(acked));
                 report.lost.push(violation(key, detail, [acked]));
             }
         }
@@ -199,19 +195,11 @@ fn unexplained(attempts: &[&Event], seen_us: u64) -> Option<String> {
     }
     (first.invoke_us > seen_us).then(|| {
         let invoked = secs(first.invoke_us);
-        format!(
-            "before any client wrote it (first invoked at {invoked} s by client {})",
-            first.client
-        )
+        format!("before any client wrote it (first invoked at {invoked} s by client {})", first.client)
     })
 }
 
-fn check_counter(
-    key: &str,
-    events: &[&Event],
-    fin: Option<&Option<i64>>,
-    report: &mut CheckReport,
-) {
+fn check_counter(key: &str, events: &[&Event], fin: Option<&Option<i64>>, report: &mut CheckReport) {
     let Some(&value) = fin else {
         return undecided(report, key);
     };
@@ -228,27 +216,18 @@ fn check_counter(
         })
     };
     if value < a {
-        let detail = format!(
-            "the counter ends at {value} but {a} increments were acknowledged ({u} more unknown)"
-        );
+        let detail = format!("the counter ends at {value} but {a} increments were acknowledged ({u} more unknown)");
         let shown: Vec<&Event> = replied_above(value).collect();
         let events = if shown.is_empty() { acked.clone() } else { shown };
         report.lost.push(violation(key, detail, events));
     }
     if value > a + u {
-        let detail = format!(
-            "the counter ends at {value} but only {a} increments were acknowledged and {u} unknown"
-        );
+        let detail = format!("the counter ends at {value} but only {a} increments were acknowledged and {u} unknown");
         report.duplicated.push(violation(key, detail, replied_above(a + u)));
     }
 }
 
-fn check_insert(
-    key: &str,
-    events: &[&Event],
-    fin: Option<&Option<String>>,
-    report: &mut CheckReport,
-) {
+fn check_insert(key: &str, events: &[&Event], fin: Option<&Option<String>>, report: &mut CheckReport) {
     let Some(value) = fin else {
         return undecided(report, key);
     };
@@ -258,18 +237,14 @@ fn check_insert(
             continue;
         };
         if held != Some(inserted.as_str()) {
-            let now =
-                held.map_or("the key is missing".to_string(), |h| format!("the key holds {h}"));
+            let now = held.map_or("the key is missing".to_string(), |h| format!("the key holds {h}"));
             let detail = format!("insert of {inserted} acknowledged {} is gone: {now}", at(e));
             report.lost.push(violation(key, detail, [e]));
         }
     }
     let Some(held) = held else { return };
-    let attempts: Vec<&Event> = events
-        .iter()
-        .copied()
-        .filter(|e| matches!(&e.action, Action::Insert { value, .. } if value == held))
-        .collect();
+    let attempts: Vec<&Event> =
+        events.iter().copied().filter(|e| matches!(&e.action, Action::Insert { value, .. } if value == held)).collect();
     if let Some(why) = unexplained(&attempts, u64::MAX) {
         let detail = format!("the key holds {held}, {why}");
         report.phantom.push(violation(key, detail, attempts));
@@ -312,11 +287,7 @@ fn undecided(report: &mut CheckReport, key: &str) {
     }
 }
 
-fn violation<'a>(
-    key: &str,
-    detail: String,
-    events: impl IntoIterator<Item = &'a Event>,
-) -> Violation {
+fn violation<'a>(key: &str, detail: String, events: impl IntoIterator<Item = &'a Event>) -> Violation {
     let mut events: Vec<Event> = events.into_iter().cloned().collect();
     events.sort_by_key(|e| (e.invoke_us, e.id));
     Violation { key: key.into(), detail, events }
@@ -361,15 +332,7 @@ mod tests {
 
     fn event(id: u64, action: Action, outcome: Outcome) -> Event {
         let invoke_us = id * 1_000;
-        Event {
-            id,
-            client: 3,
-            action,
-            invoke_us,
-            complete_us: invoke_us + 500,
-            outcome,
-            node: "127.0.0.1:6381".into(),
-        }
+        Event { id, client: 3, action, invoke_us, complete_us: invoke_us + 500, outcome, node: "127.0.0.1:6381".into() }
     }
 
     fn ok(value: Option<&str>) -> Outcome {
@@ -411,10 +374,7 @@ mod tests {
     }
 
     fn inserted(key: &str, value: Option<&str>) -> FinalState {
-        FinalState {
-            inserts: BTreeMap::from([(key.into(), value.map(String::from))]),
-            ..FinalState::default()
-        }
+        FinalState { inserts: BTreeMap::from([(key.into(), value.map(String::from))]), ..FinalState::default() }
     }
 
     fn ids(v: &Violation) -> Vec<u64> {
@@ -441,11 +401,7 @@ mod tests {
         ];
         let mut fin = list(&["a1", "a3"]);
         fin.counters.insert("c".into(), Some(2));
-        fin.inserts.extend([
-            ("i1".into(), Some("x".into())),
-            ("i2".into(), None),
-            ("i3".into(), Some("z".into())),
-        ]);
+        fin.inserts.extend([("i1".into(), Some("x".into())), ("i2".into(), None), ("i3".into(), Some("z".into()))]);
         fin.registers.insert("r".into(), Some("1".into()));
         let report = check(&events, &fin, BUDGET);
         assert_eq!(report, CheckReport { keys_checked: 6, ..CheckReport::default() });
@@ -469,11 +425,7 @@ mod tests {
     /// A value twice in the final list was duplicated (a retried append applied twice).
     #[test]
     fn value_twice_in_the_list_is_duplicated() {
-        let report = check(
-            &[append(1, "a1", unknown()), append(2, "a1", ok(None))],
-            &list(&["a1", "a1"]),
-            BUDGET,
-        );
+        let report = check(&[append(1, "a1", unknown()), append(2, "a1", ok(None))], &list(&["a1", "a1"]), BUDGET);
         assert_eq!(report.violations(), 1);
         assert_eq!(ids(&report.duplicated[0]), [1, 2]);
         assert!(check(&[append(1, "a1", unknown())], &list(&["a1"]), BUDGET).ok());
@@ -484,11 +436,7 @@ mod tests {
     fn unwritten_or_failed_values_in_the_list_are_phantoms() {
         let report = check(&[append(1, "a1", fail())], &list(&["a1", "zz"]), BUDGET);
         assert_eq!(report.phantom.len(), 2);
-        assert!(
-            report.phantom[0].detail.contains("a failed write was applied"),
-            "{:?}",
-            report.phantom
-        );
+        assert!(report.phantom[0].detail.contains("a failed write was applied"), "{:?}", report.phantom);
         assert_eq!(ids(&report.phantom[0]), [1]);
         assert!(report.phantom[1].detail.contains("which no client ever wrote"));
         assert!(check(&[append(1, "a1", fail())], &list(&[]), BUDGET).ok());
@@ -497,8 +445,7 @@ mod tests {
     /// A list read may only show values some append could have written by then.
     #[test]
     fn list_reads_show_only_appended_values() {
-        let events =
-            [read_list(1, &["a2"]), append(2, "a2", ok(None)), read_list(3, &["a2", "zz"])];
+        let events = [read_list(1, &["a2"]), append(2, "a2", ok(None)), read_list(3, &["a2", "zz"])];
         let report = check(&events, &list(&["a2"]), BUDGET);
         let details: Vec<&str> = report.phantom.iter().map(|v| v.detail.as_str()).collect();
         assert_eq!(report.violations(), 2, "{details:?}");
@@ -516,11 +463,7 @@ mod tests {
         let report = check(&events, &counter(Some(1)), BUDGET);
         assert_eq!(report.violations(), 1);
         assert_eq!(ids(&report.lost[0]), [2, 3]);
-        assert_eq!(
-            check(&events[..1], &counter(None), BUDGET).lost.len(),
-            1,
-            "a missing counter is 0"
-        );
+        assert_eq!(check(&events[..1], &counter(None), BUDGET).lost.len(), 1, "a missing counter is 0");
         assert!(check(&events, &counter(Some(3)), BUDGET).ok());
     }
 
@@ -569,10 +512,8 @@ mod tests {
             event(1, Action::Write { key: "r".into(), value: "1".into() }, ok(None)),
             event(2, Action::Write { key: "r".into(), value: "2".into() }, ok(None)),
         ];
-        let fin = |v: &str| FinalState {
-            registers: BTreeMap::from([("r".into(), Some(v.into()))]),
-            ..FinalState::default()
-        };
+        let fin =
+            |v: &str| FinalState { registers: BTreeMap::from([("r".into(), Some(v.into()))]), ..FinalState::default() };
         let report = check(&events, &fin("1"), BUDGET);
         assert_eq!(report.violations(), 1);
         let v = &report.nonlinearizable[0];

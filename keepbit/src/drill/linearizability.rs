@@ -52,8 +52,7 @@ pub fn check_register(events: &[Event], initial: Option<String>, budget: Duratio
         Search::OutOfBudget => Verdict::Undecided,
         Search::Violation { horizon_us } => {
             let minimal = history.minimize(&all, horizon_us, deadline);
-            let mut minimal: Vec<Event> =
-                minimal.iter().map(|&i| events[history.ops[i].event].clone()).collect();
+            let mut minimal: Vec<Event> = minimal.iter().map(|&i| events[history.ops[i].event].clone()).collect();
             minimal.sort_by_key(|e| (e.invoke_us, e.id));
             Verdict::NotLinearizable { minimal }
         }
@@ -334,8 +333,7 @@ impl Linearized {
         let first = self.first_open(ops.len());
         let split = self.pending.partition_point(|&p| p < first);
         let (before, after) = self.pending.split_at(split);
-        let live =
-            |&&p: &&usize| self.bits[p / 64] & (1 << (p % 64)) != 0 && !self.unobservable(&ops[p]);
+        let live = |&&p: &&usize| self.bits[p / 64] & (1 << (p % 64)) != 0 && !self.unobservable(&ops[p]);
         let before: Vec<u64> = before.iter().filter(live).map(|&p| p as u64).collect();
         let mut key = vec![first as u64, before.len() as u64];
         key.extend(before);
@@ -446,12 +444,7 @@ mod tests {
 
     const BUDGET: Duration = Duration::from_secs(10);
 
-    fn event(
-        id: u64,
-        action: Action,
-        (invoke_us, complete_us): (u64, u64),
-        value: Option<&str>,
-    ) -> Event {
+    fn event(id: u64, action: Action, (invoke_us, complete_us): (u64, u64), value: Option<&str>) -> Event {
         let outcome = Outcome::Ok { value: value.map(String::from) };
         Event { id, client: id as u32, action, invoke_us, complete_us, outcome, node: "n1".into() }
     }
@@ -502,8 +495,7 @@ mod tests {
     /// while the write is still in flight.
     #[test]
     fn reads_cannot_go_back_in_time_during_a_write() {
-        let h =
-            [write(1, "1", (0, 100)), read(2, Some("1"), (10, 20)), read(3, Some("0"), (30, 40))];
+        let h = [write(1, "1", (0, 100)), read(2, Some("1"), (10, 20)), read(3, Some("0"), (30, 40))];
         assert_eq!(minimal(check_register(&h, Some("0".into()), BUDGET)), vec![1, 2, 3]);
     }
 
@@ -538,19 +530,14 @@ mod tests {
     /// An unknown write may take effect long after the client gave up on it.
     #[test]
     fn unknown_write_read_later_is_fine() {
-        let h = [
-            unknown_write(1, "1", (0, 10)),
-            read(2, None, (20, 30)),
-            read(3, Some("1"), (100, 110)),
-        ];
+        let h = [unknown_write(1, "1", (0, 10)), read(2, None, (20, 30)), read(3, Some("1"), (100, 110))];
         assert_eq!(check_register(&h, None, BUDGET), Verdict::Linearizable);
     }
 
     /// An unknown write may never take effect.
     #[test]
     fn unknown_write_never_read_is_fine() {
-        let h =
-            [unknown_write(1, "1", (0, 10)), read(2, None, (20, 30)), read(3, None, (100, 110))];
+        let h = [unknown_write(1, "1", (0, 10)), read(2, None, (20, 30)), read(3, None, (100, 110))];
         assert_eq!(check_register(&h, None, BUDGET), Verdict::Linearizable);
     }
 

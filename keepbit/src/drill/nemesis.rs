@@ -29,7 +29,11 @@ pub enum Cluster {
     Local(LocalCluster),
     /// An operator's cluster: faults run `fault_command`, heals `heal_command`, with
     /// `{action}` (kill, pause, isolate, …) and `{node}` (client address) substituted.
-    External { addrs: Vec<String>, fault_command: String, heal_command: String },
+    External {
+        addrs: Vec<String>,
+        fault_command: String,
+        heal_command: String,
+    },
 }
 
 pub struct LocalCluster {
@@ -41,7 +45,8 @@ pub struct LocalCluster {
 
 /// Runs a command, returning an error with its output if it fails.
 async fn sh(cmd: &str, args: &[&str]) -> anyhow::Result<()> {
-    let out = tokio::process::Command::new(cmd).args(args).output().await.with_context(|| format!("cannot run {cmd}"))?;
+    let out =
+        tokio::process::Command::new(cmd).args(args).output().await.with_context(|| format!("cannot run {cmd}"))?;
     if !out.status.success() {
         anyhow::bail!("{cmd} {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
@@ -165,7 +170,8 @@ impl LocalCluster {
             for &y in b {
                 let (ix, iy) = (self.node_mut(x).ip.clone(), self.node_mut(y).ip.clone());
                 for (s, d) in [(&ix, &iy), (&iy, &ix)] {
-                    sh("nft", &["add", "rule", "inet", NFT_TABLE, "out", "ip", "saddr", s, "ip", "daddr", d, "drop"]).await?;
+                    sh("nft", &["add", "rule", "inet", NFT_TABLE, "out", "ip", "saddr", s, "ip", "daddr", d, "drop"])
+                        .await?;
                 }
             }
         }

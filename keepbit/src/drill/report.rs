@@ -125,11 +125,7 @@ fn progress_message(ok: u64, failed: u64, unknown: u64, faults: u64) -> String {
     if failed == 0 && unknown == 0 {
         return format!("{ops} ops · {faults} {faults_word}");
     }
-    format!(
-        "{ops} ops ({} failed, {} unknown) · {faults} {faults_word}",
-        thousands(failed),
-        thousands(unknown)
-    )
+    format!("{ops} ops ({} failed, {} unknown) · {faults} {faults_word}", thousands(failed), thousands(unknown))
 }
 
 /// `12345` → `12,345`.
@@ -170,13 +166,7 @@ pub fn percentiles(values: &[f64]) -> Option<Stats> {
     }
     sorted.sort_by(f64::total_cmp);
     let rank = |pct: usize| sorted[(pct * sorted.len()).div_ceil(100).max(1) - 1];
-    Some(Stats {
-        count: sorted.len(),
-        min: sorted[0],
-        p50: rank(50),
-        p99: rank(99),
-        max: sorted[sorted.len() - 1],
-    })
+    Some(Stats { count: sorted.len(), min: sorted[0], p50: rank(50), p99: rank(99), max: sorted[sorted.len() - 1] })
 }
 
 /// One scenario's rounds, aggregated.
@@ -218,10 +208,7 @@ pub fn summarize(rounds: &[Round]) -> Vec<ScenarioSummary> {
         }
         entry.push(round);
     }
-    order
-        .into_iter()
-        .map(|name| summarize_scenario(name, &by_scenario[name]))
-        .collect()
+    order.into_iter().map(|name| summarize_scenario(name, &by_scenario[name])).collect()
 }
 
 fn summarize_scenario(scenario: &str, rounds: &[&Round]) -> ScenarioSummary {
@@ -233,10 +220,7 @@ fn summarize_scenario(scenario: &str, rounds: &[&Round]) -> ScenarioSummary {
         scenario: scenario.to_string(),
         rounds: rounds.len(),
         failed_rounds: rounds.iter().filter(|r| !r.check.ok()).count(),
-        failovers: rounds
-            .iter()
-            .map(|r| u64::from(r.availability.failovers))
-            .sum(),
+        failovers: rounds.iter().map(|r| u64::from(r.availability.failovers)).sum(),
         ok: rounds.iter().map(|r| r.availability.ok).sum(),
         failed: rounds.iter().map(|r| r.availability.failed).sum(),
         unknown: rounds.iter().map(|r| r.availability.unknown).sum(),
@@ -414,10 +398,7 @@ struct EventCounts {
 
 impl EventCounts {
     fn of(events: &[Event]) -> Self {
-        let mut counts = Self {
-            total: events.len(),
-            ..Self::default()
-        };
+        let mut counts = Self { total: events.len(), ..Self::default() };
         for event in events {
             match event.outcome {
                 Outcome::Ok { .. } => counts.ok += 1,
@@ -564,20 +545,10 @@ pub fn to_html(rounds: &[Round]) -> String {
 fn write_html(out: &mut String, rounds: &[Round]) -> fmt::Result {
     let summaries = summarize(rounds);
     let class = if passed(rounds) { "pass" } else { "fail" };
-    writeln!(
-        out,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">"
-    )?;
-    writeln!(
-        out,
-        "<title>Keepbit drill report</title>\n<style>{STYLE}</style>\n</head>\n<body>"
-    )?;
+    writeln!(out, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">")?;
+    writeln!(out, "<title>Keepbit drill report</title>\n<style>{STYLE}</style>\n</head>\n<body>")?;
     writeln!(out, "<h1>Keepbit drill report</h1>")?;
-    writeln!(
-        out,
-        "<div class=\"verdict {class}\">{}</div>",
-        escape(&verdict(rounds, &summaries))
-    )?;
+    writeln!(out, "<div class=\"verdict {class}\">{}</div>", escape(&verdict(rounds, &summaries)))?;
     write_summary_html(out, &summaries)?;
     for round in rounds {
         write_round_html(out, round)?;
@@ -671,20 +642,10 @@ impl Frame {
 /// The round's timeline runs to its end or its last recorded instant, whichever is later,
 /// so nothing recorded falls off the chart.
 fn span_us(round: &Round) -> u64 {
-    let last_event = round
-        .events
-        .iter()
-        .map(|e| e.complete_us)
-        .max()
-        .unwrap_or(0);
+    let last_event = round.events.iter().map(|e| e.complete_us).max().unwrap_or(0);
     let last_mark = round.marks.iter().map(|m| m.at_us).max().unwrap_or(0);
     let last_leader = round.leaders.iter().map(|l| l.at_us).max().unwrap_or(0);
-    round
-        .duration_us
-        .max(last_event)
-        .max(last_mark)
-        .max(last_leader)
-        .max(1)
+    round.duration_us.max(last_event).max(last_mark).max(last_leader).max(1)
 }
 
 fn write_timeline(out: &mut String, round: &Round) -> fmt::Result {
@@ -715,13 +676,9 @@ fn write_timeline(out: &mut String, round: &Round) -> fmt::Result {
     write_marks(out, &frame, &round.marks)?;
     write_leaders(out, &frame, &round.leaders)?;
     writeln!(out, "</svg>")?;
-    let hidden = round.marks.len().saturating_sub(MARKERS_MAX)
-        + round.leaders.len().saturating_sub(MARKERS_MAX);
+    let hidden = round.marks.len().saturating_sub(MARKERS_MAX) + round.leaders.len().saturating_sub(MARKERS_MAX);
     if hidden > 0 {
-        writeln!(
-            out,
-            "<p class=\"note\">{hidden} marks or leader changes not drawn.</p>"
-        )?;
+        writeln!(out, "<p class=\"note\">{hidden} marks or leader changes not drawn.</p>")?;
     }
     Ok(())
 }
@@ -736,20 +693,13 @@ fn write_bars(out: &mut String, frame: &Frame, buckets: &[Bucket], width_us: u64
         let x = frame.x(start_us);
         let w = (frame.x(start_us + width_us) - x).max(0.5);
         let mut y = bottom;
-        for (count, color) in [
-            (bucket.ok, GREEN),
-            (bucket.failed, RED),
-            (bucket.unknown, AMBER),
-        ] {
+        for (count, color) in [(bucket.ok, GREEN), (bucket.failed, RED), (bucket.unknown, AMBER)] {
             if count == 0 {
                 continue;
             }
             let h = f64::from(count) * scale;
             y -= h;
-            writeln!(
-                out,
-                "<rect x=\"{x:.2}\" y=\"{y:.2}\" width=\"{w:.2}\" height=\"{h:.2}\" fill=\"{color}\"/>"
-            )?;
+            writeln!(out, "<rect x=\"{x:.2}\" y=\"{y:.2}\" width=\"{w:.2}\" height=\"{h:.2}\" fill=\"{color}\"/>")?;
         }
     }
     writeln!(out, "</g>")?;
@@ -765,15 +715,9 @@ fn write_bars(out: &mut String, frame: &Frame, buckets: &[Bucket], width_us: u64
 
 /// Tick spacing giving at most about a dozen labelled ticks.
 fn tick_step_us(span_us: u64) -> u64 {
-    const STEPS_MS: [u64; 14] = [
-        100, 200, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000,
-        600_000, 1_800_000,
-    ];
-    let step_ms = STEPS_MS
-        .iter()
-        .copied()
-        .find(|ms| span_us / (ms * 1000) <= 12)
-        .unwrap_or(3_600_000);
+    const STEPS_MS: [u64; 14] =
+        [100, 200, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1_800_000];
+    let step_ms = STEPS_MS.iter().copied().find(|ms| span_us / (ms * 1000) <= 12).unwrap_or(3_600_000);
     step_ms * 1000
 }
 
@@ -814,11 +758,7 @@ fn write_marks(out: &mut String, frame: &Frame, marks: &[Mark]) -> fmt::Result {
         let color = if mark.kind == "fault" { RED } else { BLUE };
         let x = frame.x(mark.at_us);
         let label_y = 14.0 + 14.0 * (i % 2) as f64;
-        let anchor = if x > Frame::WIDTH * 0.75 {
-            "end"
-        } else {
-            "start"
-        };
+        let anchor = if x > Frame::WIDTH * 0.75 { "end" } else { "start" };
         let what = escape(&mark.what);
         writeln!(
             out,
@@ -840,9 +780,7 @@ fn write_leaders(out: &mut String, frame: &Frame, leaders: &[LeaderChange]) -> f
     for (i, change) in leaders.iter().take(MARKERS_MAX).enumerate() {
         let x = frame.x(change.at_us);
         let y = frame.plot_bottom() + 34.0 + 18.0 * (i % 2) as f64;
-        let leader = change
-            .leader
-            .map_or("none".to_string(), |id| format!("node {id}"));
+        let leader = change.leader.map_or("none".to_string(), |id| format!("node {id}"));
         let color = if change.leader.is_some() { PURPLE } else { RED };
         writeln!(
             out,
@@ -879,19 +817,11 @@ fn write_check_html(out: &mut String, check: &CheckReport) -> fmt::Result {
             write_violation(out, violation)?;
         }
         if violations.len() > VIOLATIONS_SHOWN_MAX {
-            writeln!(
-                out,
-                "<p class=\"note\">{} more not shown.</p>",
-                violations.len() - VIOLATIONS_SHOWN_MAX
-            )?;
+            writeln!(out, "<p class=\"note\">{} more not shown.</p>", violations.len() - VIOLATIONS_SHOWN_MAX)?;
         }
     }
     if !check.undecided.is_empty() {
-        writeln!(
-            out,
-            "<h3>Undecided keys ({})</h3>\n<p class=\"note\">",
-            check.undecided.len()
-        )?;
+        writeln!(out, "<h3>Undecided keys ({})</h3>\n<p class=\"note\">", check.undecided.len())?;
         for key in check.undecided.iter().take(VIOLATIONS_SHOWN_MAX) {
             write!(out, "<code>{}</code> ", escape(key))?;
         }
@@ -978,10 +908,7 @@ mod tests {
         Event {
             id,
             client: (id % 4) as u32,
-            action: Action::Append {
-                key: format!("k{}", id % 3),
-                value: format!("v{id}"),
-            },
+            action: Action::Append { key: format!("k{}", id % 3), value: format!("v{id}") },
             invoke_us: complete_us.saturating_sub(2_000),
             complete_us,
             outcome,
@@ -994,15 +921,11 @@ mod tests {
     }
 
     fn fail() -> Outcome {
-        Outcome::Fail {
-            reason: "READONLY".to_string(),
-        }
+        Outcome::Fail { reason: "READONLY".to_string() }
     }
 
     fn unknown() -> Outcome {
-        Outcome::Unknown {
-            reason: "timeout".to_string(),
-        }
+        Outcome::Unknown { reason: "timeout".to_string() }
     }
 
     fn check(lost: Vec<Violation>) -> CheckReport {
@@ -1021,32 +944,18 @@ mod tests {
             scenario: scenario.to_string(),
             round: number,
             duration_us: 2_000_000,
-            events: (0..40)
-                .map(|i| event(i, i * 50_000, if i % 7 == 3 { unknown() } else { ok() }))
-                .collect(),
+            events: (0..40).map(|i| event(i, i * 50_000, if i % 7 == 3 { unknown() } else { ok() })).collect(),
             marks: vec![
                 Mark {
                     at_us: 500_000,
                     kind: "fault".to_string(),
                     what: "kill -9 node 1 <primary> & \"more\"".to_string(),
                 },
-                Mark {
-                    at_us: 1_500_000,
-                    kind: "heal".to_string(),
-                    what: "restart node 1".to_string(),
-                },
+                Mark { at_us: 1_500_000, kind: "heal".to_string(), what: "restart node 1".to_string() },
             ],
             leaders: vec![
-                LeaderChange {
-                    at_us: 600_000,
-                    term: 2,
-                    leader: None,
-                },
-                LeaderChange {
-                    at_us: 900_000,
-                    term: 3,
-                    leader: Some(2),
-                },
+                LeaderChange { at_us: 600_000, term: 2, leader: None },
+                LeaderChange { at_us: 900_000, term: 3, leader: Some(2) },
             ],
             availability: Availability {
                 detection_ms: Some(gap_ms / 3.0),
@@ -1075,22 +984,13 @@ mod tests {
     fn percentiles_use_nearest_rank() {
         let values: Vec<f64> = (1..=100).rev().map(f64::from).collect();
         let stats = percentiles(&values).expect("non-empty");
-        assert_eq!(
-            (stats.count, stats.min, stats.p50, stats.p99, stats.max),
-            (100, 1.0, 50.0, 99.0, 100.0)
-        );
+        assert_eq!((stats.count, stats.min, stats.p50, stats.p99, stats.max), (100, 1.0, 50.0, 99.0, 100.0));
 
         let stats = percentiles(&[4.0, 1.0, 3.0, 2.0]).expect("non-empty");
-        assert_eq!(
-            (stats.min, stats.p50, stats.p99, stats.max),
-            (1.0, 2.0, 4.0, 4.0)
-        );
+        assert_eq!((stats.min, stats.p50, stats.p99, stats.max), (1.0, 2.0, 4.0, 4.0));
 
         let stats = percentiles(&[7.5]).expect("non-empty");
-        assert_eq!(
-            (stats.min, stats.p50, stats.p99, stats.max),
-            (7.5, 7.5, 7.5, 7.5)
-        );
+        assert_eq!((stats.min, stats.p50, stats.p99, stats.max), (7.5, 7.5, 7.5, 7.5));
     }
 
     /// An empty sample (or one of only NaNs) has no percentiles rather than zeros.
@@ -1132,21 +1032,9 @@ mod tests {
         assert_eq!(
             buckets,
             vec![
-                Bucket {
-                    ok: 1,
-                    failed: 1,
-                    unknown: 0
-                },
-                Bucket {
-                    ok: 1,
-                    failed: 0,
-                    unknown: 1
-                },
-                Bucket {
-                    ok: 1,
-                    failed: 1,
-                    unknown: 0
-                },
+                Bucket { ok: 1, failed: 1, unknown: 0 },
+                Bucket { ok: 1, failed: 0, unknown: 1 },
+                Bucket { ok: 1, failed: 1, unknown: 0 },
             ]
         );
         assert_eq!(bucket_counts(&[], 0, 50_000), vec![Bucket::default()]);
@@ -1196,30 +1084,13 @@ mod tests {
         assert!(lines[0].starts_with("scenario") && lines[0].contains("gap p99"));
         assert!(lines[1].starts_with("kill-primary ") && lines[2].starts_with("partition "));
         let column_end = |line: &str, word: &str| line.find(word).map(|i| i + word.len());
-        assert_eq!(
-            column_end(lines[0], "gap min"),
-            column_end(lines[1], "800.0")
-        );
-        assert!(
-            lines[4].starts_with("FAIL: 3 rounds, 2 scenarios, 1 violation (1 lost"),
-            "{}",
-            lines[4]
-        );
+        assert_eq!(column_end(lines[0], "gap min"), column_end(lines[1], "800.0"));
+        assert!(lines[4].starts_with("FAIL: 3 rounds, 2 scenarios, 1 violation (1 lost"), "{}", lines[4]);
 
         let summaries = summarize(&rounds);
         assert_eq!(summaries[0].rounds, 2);
-        assert_eq!(
-            summaries[0].write_gap_ms.map(|s| (s.min, s.max)),
-            Some((800.0, 900.0))
-        );
-        assert_eq!(
-            (
-                summaries[0].ok,
-                summaries[0].unknown,
-                summaries[0].failovers
-            ),
-            (68, 12, 2)
-        );
+        assert_eq!(summaries[0].write_gap_ms.map(|s| (s.min, s.max)), Some((800.0, 900.0)));
+        assert_eq!((summaries[0].ok, summaries[0].unknown, summaries[0].failovers), (68, 12, 2));
     }
 
     /// No rounds is not a pass; all-clean rounds are.
@@ -1256,10 +1127,7 @@ mod tests {
         assert_eq!(thousands(12_345), "12,345");
         assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(progress_message(12_345, 0, 0, 2), "12,345 ops · 2 faults");
-        assert_eq!(
-            progress_message(1_000, 20, 3, 1),
-            "1,023 ops (20 failed, 3 unknown) · 1 fault"
-        );
+        assert_eq!(progress_message(1_000, 20, 3, 1), "1,023 ops (20 failed, 3 unknown) · 1 fault");
         let progress = Progress::with_draw_target(20, ProgressDrawTarget::hidden());
         progress.set_round("kill-primary", 1);
         progress.set_round("partition", 1);

@@ -147,7 +147,13 @@ async fn run_group(
     Ok(())
 }
 
-async fn run_round(o: &DrillOptions, cluster: &mut Cluster, s: &Scenario, round: u32, progress: &report::Progress) -> anyhow::Result<Round> {
+async fn run_round(
+    o: &DrillOptions,
+    cluster: &mut Cluster,
+    s: &Scenario,
+    round: u32,
+    progress: &report::Progress,
+) -> anyhow::Result<Round> {
     cluster.settle(Duration::from_secs(60)).await?;
     let addrs = cluster.addrs();
     let keys = Keys { prefix: format!("drill:{}:{}:{round}", o.seed, s.name), lists: 4, registers: 4, counters: 2 };
@@ -161,7 +167,8 @@ async fn run_round(o: &DrillOptions, cluster: &mut Cluster, s: &Scenario, round:
         op_timeout: Duration::from_millis(1500),
         seed: o.seed ^ round as u64,
     };
-    let clients = tokio::spawn(workload::run(addrs.clone(), keys.clone(), wopts, start, stop_clients.clone(), ops.clone()));
+    let clients =
+        tokio::spawn(workload::run(addrs.clone(), keys.clone(), wopts, start, stop_clients.clone(), ops.clone()));
     let tracker = tokio::spawn(workload::track_leaders(addrs.clone(), start, stop_tracker.clone()));
     let mut marks = Vec::new();
     for step in s.steps {
@@ -182,7 +189,11 @@ async fn run_round(o: &DrillOptions, cluster: &mut Cluster, s: &Scenario, round:
     let events = clients.await.unwrap_or_default();
     let healed_at = start.elapsed().as_micros() as u64;
     cluster.settle(Duration::from_secs(60)).await?;
-    marks.push(Mark { at_us: healed_at, kind: "heal".into(), what: "settle: heal everything, wait for every node to catch up".into() });
+    marks.push(Mark {
+        at_us: healed_at,
+        kind: "heal".into(),
+        what: "settle: heal everything, wait for every node to catch up".into(),
+    });
     stop_tracker.store(true, Relaxed);
     let leaders = tracker.await.unwrap_or_default();
     let duration_us = start.elapsed().as_micros() as u64;

@@ -56,7 +56,8 @@ fn classify(reply: Result<Frame, std::io::Error>) -> Outcome {
         Ok(Frame::Error(e)) => {
             let e = String::from_utf8_lossy(&e).into_owned();
             // Refusals before anything was proposed: definitely not applied.
-            let refused = e.starts_with("READONLY") || (e.starts_with("TRYAGAIN") && !e.contains("unknown") && !e.contains("cannot reach"));
+            let refused = e.starts_with("READONLY")
+                || (e.starts_with("TRYAGAIN") && !e.contains("unknown") && !e.contains("cannot reach"));
             if refused {
                 Outcome::Fail { reason: e }
             } else {
@@ -81,7 +82,13 @@ struct Conn {
 impl Conn {
     /// Connects to the primary (asking the nodes, as Sentinel clients do) or, in
     /// active-active mode, to node `preferred`.
-    async fn ensure(&mut self, addrs: &[String], active_active: bool, preferred: usize, timeout: Duration) -> Result<(), String> {
+    async fn ensure(
+        &mut self,
+        addrs: &[String],
+        active_active: bool,
+        preferred: usize,
+        timeout: Duration,
+    ) -> Result<(), String> {
         if self.client.is_some() {
             return Ok(());
         }
@@ -132,7 +139,14 @@ fn pick(rng: &mut SmallRng, keys: &Keys, client: u32, seq: u64) -> Action {
 }
 
 /// Runs `clients` clients until `stop`; returns every operation they made.
-pub async fn run(addrs: Vec<String>, keys: Keys, o: WorkloadOptions, start: Instant, stop: Arc<AtomicBool>, ops: Arc<AtomicU64>) -> Vec<Event> {
+pub async fn run(
+    addrs: Vec<String>,
+    keys: Keys,
+    o: WorkloadOptions,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+    ops: Arc<AtomicU64>,
+) -> Vec<Event> {
     let mut tasks = Vec::new();
     for client in 0..o.clients {
         let (addrs, keys, stop, ops) = (addrs.clone(), keys.clone(), stop.clone(), ops.clone());

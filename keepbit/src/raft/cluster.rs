@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use openraft::async_runtime::WatchReceiver;
-use openraft::Instant as _;
 use openraft::errors::{ClientWriteError, RaftError};
+use openraft::Instant as _;
 use openraft::{ReadPolicy, ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 
@@ -35,14 +35,25 @@ pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
 #[derive(Debug, Serialize, Deserialize)]
 pub enum AppRequest {
     /// A write received by a standby in active-active mode.
-    Write { db: u32, args: Vec<Bytes> },
+    Write {
+        db: u32,
+        args: Vec<Bytes>,
+    },
     /// A MULTI block received by a standby in active-active mode.
-    Exec { db: u32, cmds: Vec<Vec<Bytes>> },
+    Exec {
+        db: u32,
+        cmds: Vec<Vec<Bytes>>,
+    },
     /// The primary's commit index, for a linearizable read on a standby.
     ReadIndex,
     /// Membership changes from `keepbit cluster add/remove` on any node.
-    AddNode { id: NodeId, node: Member },
-    RemoveNode { id: NodeId },
+    AddNode {
+        id: NodeId,
+        node: Member,
+    },
+    RemoveNode {
+        id: NodeId,
+    },
     /// Whether the receiver is primary now (discovery double-checks before naming it).
     IsPrimary,
 }
@@ -388,7 +399,9 @@ impl Cluster {
                 Err(_) => Err(tryagain("this node lost its quorum; retry on the new primary")),
             };
         }
-        if readonly_conn || (self.config.mode == Mode::ActiveActive && self.config.read_consistency == ReadConsistency::Stale) {
+        if readonly_conn
+            || (self.config.mode == Mode::ActiveActive && self.config.read_consistency == ReadConsistency::Stale)
+        {
             return Ok(());
         }
         if self.config.mode == Mode::ActivePassive {
@@ -463,7 +476,10 @@ impl AppHandler for Handler {
             let resp = match (node, postcard::from_bytes::<AppRequest>(&req)) {
                 (Some(node), Ok(req)) => handle_app(&node, req).await,
                 (None, _) => AppResponse::Reply { reply: tryagain("node shutting down"), db_after: 0 },
-                (_, Err(e)) => AppResponse::Reply { reply: CmdError::err(format!("bad peer request: {e}")).to_reply(), db_after: 0 },
+                (_, Err(e)) => AppResponse::Reply {
+                    reply: CmdError::err(format!("bad peer request: {e}")).to_reply(),
+                    db_after: 0,
+                },
             };
             postcard::to_stdvec(&resp).unwrap_or_default()
         })
@@ -474,7 +490,8 @@ async fn handle_app(node: &Node, req: AppRequest) -> AppResponse {
     let Some(cluster) = node.cluster() else {
         return AppResponse::Reply { reply: CmdError::err("not a cluster node").to_reply(), db_after: 0 };
     };
-    let not_primary = || AppResponse::Reply { reply: tryagain("this node is no longer the primary; retry"), db_after: 0 };
+    let not_primary =
+        || AppResponse::Reply { reply: tryagain("this node is no longer the primary; retry"), db_after: 0 };
     match req {
         AppRequest::Write { db, args } => {
             if !cluster.is_primary() || args.is_empty() {
@@ -533,7 +550,8 @@ async fn watch_leadership(cluster: Weak<Cluster>, node: Weak<Node>) {
         let leader = m.current_leader.and_then(|id| members.iter().find(|x| x.0 == id).map(|x| (id, x.1.clone())));
         // A leader that has not heard from a quorum within its lease is not a primary:
         // openraft refuses its writes, and clients must move on.
-        let lease_ok = m.last_quorum_acked.as_ref().is_some_and(|t| t.elapsed().as_millis() as u64 <= lease_ms) || voters.len() == 1;
+        let lease_ok = m.last_quorum_acked.as_ref().is_some_and(|t| t.elapsed().as_millis() as u64 <= lease_ms)
+            || voters.len() == 1;
         let is_primary = m.state == ServerState::Leader && lease_ok;
         // openraft's leader keeps naming itself after its lease has expired (it may have
         // been replaced meanwhile): then no primary is known here, so ROLE and Sentinel

@@ -112,10 +112,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
             };
             if let Some(r) = responder {
-                r.send(response.unwrap_or_else(|| super::types::Response {
-                    reply: crate::reply::Reply::Ok,
-                    db_after: 0,
-                }));
+                r.send(
+                    response.unwrap_or_else(|| super::types::Response { reply: crate::reply::Reply::Ok, db_after: 0 }),
+                );
             }
         }
         Ok(())

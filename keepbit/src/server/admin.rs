@@ -90,9 +90,16 @@ pub fn client(s: &mut Session, a: &[Bytes]) -> Result<Reply> {
         }
         "help" => Ok(cmd::help_reply(&[
             "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            "GETNAME", "ID", "INFO", "KILL <ip:port> | [ID <id>] [ADDR <ip:port>] [LADDR <ip:port>] [SKIPME yes|no] [MAXAGE <s>]",
-            "LIST [TYPE (NORMAL|PUBSUB)] [ID <id> ...]", "NO-EVICT (ON|OFF)", "NO-TOUCH (ON|OFF)",
-            "SETINFO <option> <value>", "SETNAME <name>", "HELP",
+            "GETNAME",
+            "ID",
+            "INFO",
+            "KILL <ip:port> | [ID <id>] [ADDR <ip:port>] [LADDR <ip:port>] [SKIPME yes|no] [MAXAGE <s>]",
+            "LIST [TYPE (NORMAL|PUBSUB)] [ID <id> ...]",
+            "NO-EVICT (ON|OFF)",
+            "NO-TOUCH (ON|OFF)",
+            "SETINFO <option> <value>",
+            "SETNAME <name>",
+            "HELP",
         ])),
         _ => Err(unknown_sub("client", &a[1])),
     }
@@ -191,11 +198,7 @@ pub fn server_command(s: &mut Session, name: &str, a: &[Bytes]) -> Result<Reply>
 }
 
 fn command_info(spec: &Spec) -> Reply {
-    let flag_names = flags::NAMES
-        .iter()
-        .filter(|(f, _)| spec.has(*f))
-        .map(|(_, n)| Reply::simple(n))
-        .collect();
+    let flag_names = flags::NAMES.iter().filter(|(f, _)| spec.has(*f)).map(|(_, n)| Reply::simple(n)).collect();
     Reply::Array(vec![
         Reply::bulk(spec.name),
         Reply::Int(spec.arity as i64),
@@ -264,7 +267,8 @@ fn command(a: &[Bytes]) -> Result<Reply> {
         }
         "getkeys" => {
             let args = &a[2..];
-            let spec = args.first().and_then(|n| cmd::lookup(n)).ok_or_else(|| CmdError::err("Invalid command specified"))?;
+            let spec =
+                args.first().and_then(|n| cmd::lookup(n)).ok_or_else(|| CmdError::err("Invalid command specified"))?;
             if !spec.arity_ok(args.len()) {
                 return Err(CmdError::err("Invalid number of arguments specified for command"));
             }
@@ -276,8 +280,13 @@ fn command(a: &[Bytes]) -> Result<Reply> {
         }
         "help" => Ok(cmd::help_reply(&[
             "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            "(no subcommand)", "COUNT", "DOCS [<command-name> ...]", "GETKEYS <full-command>",
-            "INFO [<command-name> ...]", "LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]", "HELP",
+            "(no subcommand)",
+            "COUNT",
+            "DOCS [<command-name> ...]",
+            "GETKEYS <full-command>",
+            "INFO [<command-name> ...]",
+            "LIST [FILTERBY (MODULE <module-name>|ACLCAT <category>|PATTERN <pattern>)]",
+            "HELP",
         ])),
         _ => Err(unknown_sub("command", &a[1])),
     }
@@ -471,10 +480,14 @@ fn config(s: &mut Session, a: &[Bytes]) -> Result<Reply> {
             for pair in a[2..].chunks(2) {
                 let name = lossy(&pair[0]).to_lowercase();
                 if !PARAMS.iter().any(|(p, _)| *p == name) {
-                    return Err(CmdError::err(format!("Unknown option or number of arguments for CONFIG SET - '{}'", lossy(&pair[0]))));
+                    return Err(CmdError::err(format!(
+                        "Unknown option or number of arguments for CONFIG SET - '{}'",
+                        lossy(&pair[0])
+                    )));
                 }
-                set_param(&mut cfg, &name, &lossy(&pair[1]))
-                    .map_err(|why| CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {why}")))?;
+                set_param(&mut cfg, &name, &lossy(&pair[1])).map_err(|why| {
+                    CmdError::err(format!("CONFIG SET failed (possibly related to argument '{name}') - {why}"))
+                })?;
             }
             s.node.set_config(cfg);
             Ok(Reply::Ok)
@@ -487,7 +500,11 @@ fn config(s: &mut Session, a: &[Bytes]) -> Result<Reply> {
         "rewrite" => Err(CmdError::err("The server is running without a config file")),
         "help" => Ok(cmd::help_reply(&[
             "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            "GET <pattern>", "SET <directive> <value>", "RESETSTAT", "REWRITE", "HELP",
+            "GET <pattern>",
+            "SET <directive> <value>",
+            "RESETSTAT",
+            "REWRITE",
+            "HELP",
         ])),
         _ => Err(unknown_sub("config", &a[1])),
     }
@@ -502,20 +519,22 @@ fn pubsub(s: &mut Session, a: &[Bytes]) -> Result<Reply> {
             Ok(Reply::bulks(ps.channels(a.get(2).map(|p| &p[..]))))
         }
         "numsub" => Ok(Reply::Array(
-            a[2..]
-                .iter()
-                .flat_map(|c| [Reply::Bulk(c.clone()), Reply::Int(ps.numsub(c) as i64)])
-                .collect(),
+            a[2..].iter().flat_map(|c| [Reply::Bulk(c.clone()), Reply::Int(ps.numsub(c) as i64)]).collect(),
         )),
         "numpat" => {
             sub_arity("pubsub", &sub, a.len() == 2)?;
             Ok(Reply::Int(ps.numpat() as i64))
         }
         "shardchannels" => Ok(Reply::Array(vec![])),
-        "shardnumsub" => Ok(Reply::Array(a[2..].iter().flat_map(|c| [Reply::Bulk(c.clone()), Reply::Int(0)]).collect())),
+        "shardnumsub" => {
+            Ok(Reply::Array(a[2..].iter().flat_map(|c| [Reply::Bulk(c.clone()), Reply::Int(0)]).collect()))
+        }
         "help" => Ok(cmd::help_reply(&[
             "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            "CHANNELS [<pattern>]", "NUMPAT", "NUMSUB [<channel> ...]", "HELP",
+            "CHANNELS [<pattern>]",
+            "NUMPAT",
+            "NUMSUB [<channel> ...]",
+            "HELP",
         ])),
         _ => Err(unknown_sub("pubsub", &a[1])),
     }

@@ -62,12 +62,9 @@ fn push_reply(p: Push) -> Reply {
         Push::Message { channel, payload } => {
             Reply::Push(vec![Reply::bulk("message"), Reply::Bulk(channel), Reply::Bulk(payload)])
         }
-        Push::PMessage { pattern, channel, payload } => Reply::Push(vec![
-            Reply::bulk("pmessage"),
-            Reply::Bulk(pattern),
-            Reply::Bulk(channel),
-            Reply::Bulk(payload),
-        ]),
+        Push::PMessage { pattern, channel, payload } => {
+            Reply::Push(vec![Reply::bulk("pmessage"), Reply::Bulk(pattern), Reply::Bulk(channel), Reply::Bulk(payload)])
+        }
     }
 }
 
@@ -88,7 +85,6 @@ impl Conn {
     fn encode(&mut self, r: &Reply) {
         r.encode(self.session.proto, &mut self.out);
     }
-
 
     async fn run(&mut self) -> io::Result<()> {
         loop {

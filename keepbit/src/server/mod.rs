@@ -1,9 +1,9 @@
 //! The client-facing server: accepts connections and runs one task per client.
 
 pub mod admin;
-mod replication;
 pub mod client;
 mod conn;
+mod replication;
 pub mod session;
 
 use std::future::Future;

@@ -118,7 +118,8 @@ pub async fn wait(s: &Session, a: &[Bytes]) -> Result<Reply> {
     let deadline = (timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
     loop {
         let view = c.role();
-        let n = standbys(&view).iter().filter(|(id, _)| view.matched.get(id).is_some_and(|&m| m >= target)).count() as i64;
+        let n =
+            standbys(&view).iter().filter(|(id, _)| view.matched.get(id).is_some_and(|&m| m >= target)).count() as i64;
         if n >= wanted || deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(Reply::Int(n));
         }
@@ -246,15 +247,23 @@ pub async fn keepbit_admin(s: &Session, a: &[Bytes]) -> Result<Reply> {
     match (sub.as_str(), &a[3..]) {
         ("status", []) => Ok(Reply::Verbatim(status_text(c.id, &c.role()))),
         ("add", [id, addr, client_addr]) => {
-            let id = parse_i64(id).ok().filter(|&i| i > 0).ok_or_else(|| CmdError::err("node id must be a positive integer"))? as u64;
+            let id = parse_i64(id)
+                .ok()
+                .filter(|&i| i > 0)
+                .ok_or_else(|| CmdError::err("node id must be a positive integer"))? as u64;
             for x in [addr, client_addr] {
-                lossy(x).parse::<std::net::SocketAddr>().map_err(|_| CmdError::err(format!("'{}' is not an ip:port address", lossy(x))))?;
+                lossy(x)
+                    .parse::<std::net::SocketAddr>()
+                    .map_err(|_| CmdError::err(format!("'{}' is not an ip:port address", lossy(x))))?;
             }
             c.add_node(id, Member::new(lossy(addr), lossy(client_addr))).await.map_err(CmdError::Coded)?;
             Ok(Reply::Ok)
         }
         ("remove", [id]) => {
-            let id = parse_i64(id).ok().filter(|&i| i > 0).ok_or_else(|| CmdError::err("node id must be a positive integer"))? as u64;
+            let id = parse_i64(id)
+                .ok()
+                .filter(|&i| i > 0)
+                .ok_or_else(|| CmdError::err("node id must be a positive integer"))? as u64;
             c.remove_node(id).await.map_err(CmdError::Coded)?;
             Ok(Reply::Ok)
         }
@@ -267,11 +276,22 @@ pub fn status_text(me: u64, v: &RoleView) -> String {
     let leader = v.leader.as_ref().map(|l| l.0);
     let _ = writeln!(out, "term: {}", v.term);
     let _ = writeln!(out, "leader: {}", leader.map_or("none".into(), |l| l.to_string()));
-    let _ = writeln!(out, "this node: {me} (commit index {}, applied index {}, last log index {})", v.committed, v.last_applied, v.last_log_index);
+    let _ = writeln!(
+        out,
+        "this node: {me} (commit index {}, applied index {}, last log index {})",
+        v.committed, v.last_applied, v.last_log_index
+    );
     let _ = writeln!(out, "members:");
     for (id, m, voter) in &v.members {
-        let role = if Some(*id) == leader { "primary" } else if *voter { "standby" } else { "learner" };
-        let lag = v.matched.get(id).map(|&mi| format!(" lag={}", v.last_log_index.saturating_sub(mi))).unwrap_or_default();
+        let role = if Some(*id) == leader {
+            "primary"
+        } else if *voter {
+            "standby"
+        } else {
+            "learner"
+        };
+        let lag =
+            v.matched.get(id).map(|&mi| format!(" lag={}", v.last_log_index.saturating_sub(mi))).unwrap_or_default();
         let _ = writeln!(out, "  {id} {role} peer={} clients={}{lag}", m.addr, m.client_addr);
     }
     out

@@ -115,7 +115,8 @@ impl Session {
         let allowed = !matches!(command.spec.run, Run::Session) || command.spec.name == "select";
         if !allowed {
             self.multi_failed = true;
-            return CmdError::err(format!("Command not allowed inside a transaction: '{}'", command.spec.name)).to_reply();
+            return CmdError::err(format!("Command not allowed inside a transaction: '{}'", command.spec.name))
+                .to_reply();
         }
         let queue = self.multi.get_or_insert_with(Vec::new);
         queue.push(command.args);
@@ -327,7 +328,8 @@ impl Session {
             self.unwatch_all();
             return Err(CmdError::Coded("EXECABORT Transaction discarded because of previous errors.".into()));
         }
-        let forward = self.node.cluster().filter(|c| !c.is_primary() && c.config.mode == crate::config::Mode::ActiveActive);
+        let forward =
+            self.node.cluster().filter(|c| !c.is_primary() && c.config.mode == crate::config::Mode::ActiveActive);
         let result = match forward {
             Some(c) if !self.watch_flag.load(Relaxed) => Some(c.forward_exec(self.db, queued).await),
             Some(_) => None,

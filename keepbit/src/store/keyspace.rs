@@ -164,12 +164,7 @@ impl Db {
 
     /// Keys whose expiry is at or before `now_ms`, oldest first, at most `max`.
     pub fn due(&self, now_ms: u64, max: usize) -> Vec<Bytes> {
-        self.by_time
-            .iter()
-            .take_while(|(at, _)| *at <= now_ms)
-            .take(max)
-            .map(|(_, k)| k.clone())
-            .collect()
+        self.by_time.iter().take_while(|(at, _)| *at <= now_ms).take(max).map(|(_, k)| k.clone()).collect()
     }
 
     /// Number of keys stored, counting expired ones not yet deleted (as Redis's DBSIZE).
@@ -212,10 +207,7 @@ pub struct Keyspace {
 
 impl Keyspace {
     pub fn new(databases: usize) -> Keyspace {
-        Keyspace {
-            dbs: (0..databases.max(1)).map(|_| Db::default()).collect(),
-            now_ms: 0,
-        }
+        Keyspace { dbs: (0..databases.max(1)).map(|_| Db::default()).collect(), now_ms: 0 }
     }
 
     pub fn db(&self, i: usize) -> &Db {

@@ -54,11 +54,7 @@ pub fn apply(ks: &mut Keyspace, op: &Op, fx: &dyn Effects) -> Applied {
     let mut touched = Vec::new();
     let mut db = op.db as usize;
     if db >= ks.dbs.len() {
-        return Applied {
-            reply: CmdError::DbIndex.to_reply(),
-            touched,
-            db_after: 0,
-        };
+        return Applied { reply: CmdError::DbIndex.to_reply(), touched, db_after: 0 };
     }
     let reply = match &op.kind {
         OpKind::Cmd(args) => run_one(ks, db, now_ms, op.seed, args, &mut touched, fx),
@@ -93,11 +89,7 @@ pub fn apply(ks: &mut Keyspace, op: &Op, fx: &dyn Effects) -> Applied {
             Reply::Int(n)
         }
     };
-    Applied {
-        reply,
-        touched,
-        db_after: db,
-    }
+    Applied { reply, touched, db_after: db }
 }
 
 /// `Some` if `args` is a SELECT (inside MULTI), with the database it selects.
@@ -128,26 +120,8 @@ fn run_one(
         return CmdError::WrongArity(spec.name.to_string()).to_reply();
     }
     let result = match spec.run {
-        Run::Write(f, _) => f(
-            &mut WriteCtx {
-                ks,
-                db,
-                now_ms,
-                seed,
-                touched,
-                fx,
-            },
-            args,
-        ),
-        Run::Read(f) => f(
-            &mut ReadCtx {
-                ks,
-                db,
-                now_ms,
-                rng: &mut SmallRng::seed_from_u64(seed),
-            },
-            args,
-        ),
+        Run::Write(f, _) => f(&mut WriteCtx { ks, db, now_ms, seed, touched, fx }, args),
+        Run::Read(f) => f(&mut ReadCtx { ks, db, now_ms, rng: &mut SmallRng::seed_from_u64(seed) }, args),
         Run::Session => Err(CmdError::err("command not allowed inside a transaction")),
     };
     result.unwrap_or_else(|e| e.to_reply())

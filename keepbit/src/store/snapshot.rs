@@ -78,11 +78,7 @@ impl Keyspace {
                 .iter()
                 .map(|db| {
                     db.iter(0)
-                        .map(|(k, v)| SnapEntry {
-                            key: k.clone(),
-                            value: snap_value(v),
-                            expire_at_ms: db.expire_at(k),
-                        })
+                        .map(|(k, v)| SnapEntry { key: k.clone(), value: snap_value(v), expire_at_ms: db.expire_at(k) })
                         .collect()
                 })
                 .collect(),

@@ -55,12 +55,7 @@ impl ClusterNode {
     }
 
     fn peer_line(&self) -> String {
-        format!(
-            "  {{ id = {}, addr = \"{}\", client_addr = \"{}\" }},",
-            self.id,
-            self.peer_addr(),
-            self.client_addr()
-        )
+        format!("  {{ id = {}, addr = \"{}\", client_addr = \"{}\" }},", self.id, self.peer_addr(), self.client_addr())
     }
 }
 
@@ -124,6 +119,19 @@ pub fn role_of(con: &mut redis::Connection) -> Option<String> {
     }
 }
 
+/// Election timing for test clusters. Up to a dozen three-node clusters share two cores
+/// while the suite runs, so the production defaults (heartbeat 20 ms, elections after
+/// 60-120 ms, measured by bench/failover.py) would see starved heartbeats turn into
+/// elections that tests asserting "no write fails" cannot tell from bugs. Tests that set
+/// their own timing in `extra` keep it.
+fn timing(extra: &str) -> &'static str {
+    if extra.contains("heartbeat_ms") || extra.contains("election_timeout") {
+        ""
+    } else {
+        "heartbeat_ms = 50\nelection_timeout_min_ms = 150\nelection_timeout_max_ms = 300\n"
+    }
+}
+
 impl TestCluster {
     pub fn start(o: ClusterOptions) -> TestCluster {
         let dir = std::env::temp_dir().join(format!(
@@ -168,13 +176,14 @@ impl TestCluster {
     fn write_config(&self, id: u64, peers: &[String], more: &str) {
         let n = self.node(id);
         let text = format!(
-            "bind = \"{ip}\"\nport = {port}\ndata_dir = {dir:?}\nlog_level = \"info\"\n\n[cluster]\nnode_id = {id}\nsecret = \"test-secret\"\nmode = \"{mode}\"\n{extra}\n{more}\npeers = [\n{peers}\n]\n",
+            "bind = \"{ip}\"\nport = {port}\ndata_dir = {dir:?}\nlog_level = \"info\"\n\n[cluster]\nnode_id = {id}\nsecret = \"test-secret\"\nmode = \"{mode}\"\n{timing}{extra}\n{more}\npeers = [\n{peers}\n]\n",
             ip = n.ip,
             port = n.client_port,
             dir = n.config.parent().expect("dir").display().to_string(),
             id = n.id,
             mode = self.mode,
             extra = self.extra,
+            timing = timing(&self.extra),
             peers = peers.join("\n"),
         );
         std::fs::write(&n.config, text).expect("write config");

@@ -171,7 +171,13 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(&mut self, stop: &AtomicBool, acked: &AtomicU64, errors: &AtomicU64, acked_by: &Mutex<HashMap<String, u64>>) {
+    fn run(
+        &mut self,
+        stop: &AtomicBool,
+        acked: &AtomicU64,
+        errors: &AtomicU64,
+        acked_by: &Mutex<HashMap<String, u64>>,
+    ) {
         let mut con: Option<(String, redis::Connection)> = None;
         while !stop.load(Relaxed) {
             let Some((addr, c)) = con.as_mut() else {
