@@ -35,18 +35,18 @@ wait_ready() {
   echo "server on port $1 did not start" >&2; exit 1
 }
 
-start_redis() { # $1 = appendfsync policy
-  local port; port=$(free_port)
+# Not called through $(...): the server's PID must reach this shell's PIDS for cleanup.
+start_redis() { # $1 = appendfsync policy; sets REDIS_PORT
+  REDIS_PORT=$(free_port)
   mkdir -p "$WORK/redis-$1"
-  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync "$1" \
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync "$1" \
     --dir "$WORK/redis-$1" --daemonize no >"$WORK/redis-$1.log" 2>&1 &
   PIDS+=($!)
-  wait_ready "$port"
-  echo "$port"
+  wait_ready "$REDIS_PORT"
 }
 
-REDIS_EVERYSEC=$(start_redis everysec)
-REDIS_ALWAYS=$(start_redis always)
+start_redis everysec; REDIS_EVERYSEC=$REDIS_PORT
+start_redis always; REDIS_ALWAYS=$REDIS_PORT
 
 BASE=$(( ($(free_port) % 20000) + 30000 ))
 "$KEEPBIT" up --nodes 3 --data-dir "$WORK/keepbit" --base-port "$BASE" >"$WORK/up.log" 2>&1 &
