@@ -392,30 +392,13 @@ impl Drop for ChildGuard {
     }
 }
 
-fn python_redis_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import redis.sentinel"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "python3 with redis-py is required in CI: .ci/run installs it"
-        );
-        eprintln!("note: python3 with redis-py not available, skipping");
-    }
-    ok
-}
-
 /// redis-py's `Sentinel` discovery follows a failover: the script (tests/py/
 /// sentinel_failover.py) writes through `master_for("keepbit")`, the primary is killed
 /// with -9, and the script's next write succeeds on the new primary through
 /// rediscovery, with every acknowledged value present.
 #[test]
 fn redis_py_sentinel_discovery_follows_a_failover() {
-    if !python_redis_available() {
+    if !support::tool_works("python3", &["-c", "import redis.sentinel"], "python3 with redis-py") {
         return;
     }
     let mut c = TestCluster::start(ClusterOptions::default());

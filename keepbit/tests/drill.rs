@@ -6,8 +6,10 @@
 //! private network namespace (`unshare --net`, as root); where that is impossible they
 //! fail under `CI=true` and are skipped with a note otherwise.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -18,20 +20,22 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn private_netns_available() -> bool {
-    let ok = Command::new("unshare")
-        .args(["--net", "--", "sh", "-c", "ip link set lo up && nft list tables"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the drill tests need root, unshare, ip and nft in CI: .ci/run installs them"
-        );
-        eprintln!("note: cannot create a private network namespace with nftables here; skipping");
-    }
-    ok
+    support::tool_works(
+        "unshare",
+        &["--net", "--", "sh", "-c", "ip link set lo up && nft list tables"],
+        "a private network namespace with nftables (root, unshare, ip, nft)",
+    )
+}
+
+/// A CI-sized drill: 2 rounds of 3 s with 6 clients, a JSON report, plus `args`.
+fn short_drill(dir: &Path, args: &[&str], deadline: Duration) -> (bool, String, serde_json::Value) {
+    let json_path = dir.join("report.json");
+    let json_arg = json_path.display().to_string();
+    let mut all = vec!["--rounds", "2", "--duration", "3", "--clients", "6", "--json", &json_arg];
+    all.extend_from_slice(args);
+    let (ok, out) = drill(dir, &all, deadline);
+    let report = if json_path.exists() { json(&json_path) } else { serde_json::Value::Null };
+    (ok, out, report)
 }
 
 /// Runs `keepbit drill <args>` inside a fresh network namespace with loopback up, with a
@@ -87,28 +91,10 @@ fn every_scenario_passes_on_a_healthy_cluster() {
         return;
     }
     let dir = temp_dir("all");
-    let json_path = dir.join("report.json");
-    let (ok, out) = drill(
-        &dir,
-        &[
-            "--scenario",
-            "all",
-            "--rounds",
-            "2",
-            "--duration",
-            "3",
-            "--clients",
-            "6",
-            "--json",
-            &json_path.display().to_string(),
-            "--report",
-            &dir.join("html").display().to_string(),
-        ],
-        Duration::from_secs(900),
-    );
+    let html = dir.join("html").display().to_string();
+    let (ok, out, report) = short_drill(&dir, &["--scenario", "all", "--report", &html], Duration::from_secs(900));
     assert!(ok, "drill failed:\n{out}");
     assert!(out.contains("PASS"), "{out}");
-    let report = json(&json_path);
     let text = report.to_string();
     for s in [
         "kill-primary",
@@ -138,27 +124,13 @@ fn a_node_that_acknowledges_before_commit_is_caught_losing_writes() {
         return;
     }
     let dir = temp_dir("broken");
-    let json_path = dir.join("report.json");
-    let (ok, out) = drill(
+    let (ok, out, report) = short_drill(
         &dir,
-        &[
-            "--scenario",
-            "kill-primary",
-            "--rounds",
-            "2",
-            "--duration",
-            "3",
-            "--clients",
-            "6",
-            "--server-arg=--unsafe-ack-before-commit",
-            "--json",
-            &json_path.display().to_string(),
-        ],
+        &["--scenario", "kill-primary", "--server-arg=--unsafe-ack-before-commit"],
         Duration::from_secs(300),
     );
     assert!(!ok, "the drill must fail on a node that loses acknowledged writes:\n{out}");
     assert!(out.contains("lost"), "{out}");
-    let report = json(&json_path);
     assert!(report.to_string().contains("\"lost\""), "{report}");
     let _ = std::fs::remove_dir_all(&dir);
 }

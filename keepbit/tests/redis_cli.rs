@@ -9,20 +9,6 @@ use std::process::{Command, Stdio};
 
 use support::TestServer;
 
-fn tool_available(program: &str, probe: &[&str]) -> bool {
-    let ok = Command::new(program)
-        .args(probe)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{program} is required in CI: .ci/run installs it");
-        eprintln!("note: {program} not available, skipping");
-    }
-    ok
-}
-
 fn cli(srv: &TestServer, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &srv.port.to_string()])
@@ -36,7 +22,7 @@ fn cli(srv: &TestServer, args: &[&str]) -> String {
 /// its error display all work against Keepbit.
 #[test]
 fn redis_cli_talks_to_keepbit() {
-    if !tool_available("redis-cli", &["--version"]) {
+    if !support::tool_works("redis-cli", &["--version"], "redis-cli") {
         return;
     }
     let srv = TestServer::start();
@@ -65,7 +51,7 @@ fn redis_cli_talks_to_keepbit() {
 /// `redis-cli --pipe` mass insertion (RESP on stdin) is acknowledged in full.
 #[test]
 fn redis_cli_pipe_mode_mass_insert() {
-    if !tool_available("redis-cli", &["--version"]) {
+    if !support::tool_works("redis-cli", &["--version"], "redis-cli") {
         return;
     }
     let srv = TestServer::start();
@@ -91,7 +77,7 @@ fn redis_cli_pipe_mode_mass_insert() {
 /// redis-py (the most used Redis client) works unchanged: see tests/py/redis_py_smoke.py.
 #[test]
 fn redis_py_works_unchanged() {
-    if !tool_available("python3", &["-c", "import redis"]) {
+    if !support::tool_works("python3", &["-c", "import redis"], "python3 with redis-py") {
         return;
     }
     let srv = TestServer::start();

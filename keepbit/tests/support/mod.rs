@@ -145,5 +145,22 @@ pub fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) 
     }
     panic!("timed out after {deadline:?} waiting for {what}");
 }
+/// Whether `program args…` runs successfully: the probe for a tool a test needs. Under
+/// `CI=true` (where .ci/run installs every tool) a failed probe fails the test; elsewhere
+/// it prints a note and the caller skips.
+pub fn tool_works(program: &str, args: &[&str], needed: &str) -> bool {
+    let ok = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{needed} is required in CI: .ci/run installs it");
+        eprintln!("note: {needed} is not available here, skipping");
+    }
+    ok
+}
+
 pub mod cluster;
 pub mod workload;
