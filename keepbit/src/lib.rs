@@ -18,11 +18,13 @@
 //! - [`glob`]: Redis glob patterns.
 
 pub mod client;
+pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod drill;
 pub mod error;
 pub mod glob;
+pub mod machine;
 pub mod node;
 pub mod pubsub;
 pub mod raft;

@@ -5,8 +5,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use keepbit::clock::{Clock, SystemClock};
 use keepbit::config::Config;
-use keepbit::node::{Node, SystemClock};
+use keepbit::machine::{Executor, Machine, Standalone};
+use keepbit::node::Node;
+use keepbit::pubsub::PubSub;
+use keepbit::raft::cluster::Cluster;
+use keepbit::server::Server;
 
 #[derive(Parser)]
 #[command(name = "keepbit", version, about = "Redis-compatible key-value store built for uninterrupted service")]
@@ -199,11 +204,7 @@ async fn server(config: Config) -> anyhow::Result<()> {
     tracing::info!("keepbit {} listening on {local}", env!("CARGO_PKG_VERSION"));
     // Tests and scripts started with port 0 read the chosen port from this line.
     println!("listening on {local}");
-    let cluster_config = config.clone();
-    let node = Arc::new(Node::new(config, Arc::new(SystemClock)));
-    if cluster_config.cluster.is_some() {
-        keepbit::raft::cluster::Cluster::start(node.clone(), &cluster_config).await?;
-    }
+    let server = wire(config).await?;
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
@@ -212,8 +213,25 @@ async fn server(config: Config) -> anyhow::Result<()> {
         }
         tracing::info!("shutting down");
     };
-    keepbit::server::run(node, listener, shutdown).await;
+    keepbit::server::run(server, listener, shutdown).await;
     Ok(())
+}
+
+/// Builds one node: the replicated state, its executor (standalone, or the cluster when
+/// configured), the front, and what the server shares between connections.
+async fn wire(config: Config) -> anyhow::Result<Arc<Server>> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let pubsub = Arc::new(PubSub::default());
+    let machine = Arc::new(Machine::new(config.databases, pubsub.clone()));
+    let (executor, cluster): (Arc<dyn Executor>, _) = match config.cluster {
+        Some(_) => {
+            let cluster = Cluster::start(machine.clone(), clock.clone(), &config).await?;
+            (cluster.clone(), Some(cluster))
+        }
+        None => (Arc::new(Standalone::new(machine.clone(), clock.clone())), None),
+    };
+    let node = Arc::new(Node::new(machine, executor, clock));
+    Ok(Arc::new(Server::new(config, node, cluster, pubsub)))
 }
 
 async fn cluster(node: String, action: ClusterAction) -> anyhow::Result<()> {

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::cmd::Effects;
 use crate::glob;
-use crate::server::client::ClientShared;
 
 /// A message on its way to one subscriber.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,10 +17,17 @@ pub enum Push {
     PMessage { pattern: Bytes, channel: Bytes, payload: Bytes },
 }
 
+/// Whoever owns a subscription, told to go away when it cannot keep up.
+pub trait Disconnect: Send + Sync {
+    fn disconnect(&self, reason: &str);
+}
+
 #[derive(Clone)]
 pub struct Subscriber {
+    /// The client's id: one subscription per client and channel.
+    pub id: u64,
     pub tx: mpsc::Sender<Push>,
-    pub client: Arc<ClientShared>,
+    pub owner: Arc<dyn Disconnect>,
 }
 
 #[derive(Default)]
@@ -38,7 +45,7 @@ fn deliver(sub: &Subscriber, msg: Push) -> bool {
     match sub.tx.try_send(msg) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
-            sub.client.kill("pubsub output queue limit reached");
+            sub.owner.disconnect("pubsub output queue limit reached");
             false
         }
         Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -77,7 +84,7 @@ impl PubSub {
     pub fn subscribe(&self, channel: &Bytes, sub: &Subscriber, pattern: bool) -> bool {
         let mut reg = self.lock();
         let map = if pattern { &mut reg.patterns } else { &mut reg.channels };
-        map.entry(channel.clone()).or_default().insert(sub.client.id, sub.clone()).is_none()
+        map.entry(channel.clone()).or_default().insert(sub.id, sub.clone()).is_none()
     }
 
     pub fn unsubscribe(&self, channel: &Bytes, client_id: u64, pattern: bool) -> bool {
@@ -102,5 +109,12 @@ impl PubSub {
 
     pub fn numpat(&self) -> usize {
         self.lock().patterns.len()
+    }
+}
+
+/// PUBLISH ops deliver to this node's subscribers when they apply.
+impl Effects for PubSub {
+    fn publish(&self, channel: &Bytes, message: &Bytes) -> i64 {
+        PubSub::publish(self, channel, message)
     }
 }

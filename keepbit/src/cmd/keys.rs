@@ -4,11 +4,12 @@ use bytes::Bytes;
 use rand::Rng;
 
 use super::args::{self, is, lossy, parse_i64};
+use super::Touch;
 use super::{scan, ReadCtx, WriteCtx};
 use crate::error::{CmdError, CmdResult};
 use crate::glob;
 use crate::reply::Reply;
-use crate::store::Touch;
+use crate::store::Value;
 
 pub fn del(ctx: &mut WriteCtx, a: &[Bytes]) -> CmdResult {
     let now_ms = ctx.now_ms;
@@ -324,7 +325,7 @@ pub fn object(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     }
     let Some(v) = ctx.get(&a[2]) else { return Ok(Reply::Nil) };
     Ok(match sub.as_str() {
-        "encoding" => Reply::bulk(v.encoding()),
+        "encoding" => Reply::bulk(encoding(v)),
         "refcount" => Reply::Int(1),
         // Access times are not tracked: every key reads as just used.
         "idletime" => Reply::Int(0),
@@ -334,4 +335,29 @@ pub fn object(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
             ))
         }
     })
+}
+
+/// Redis 7.2's OBJECT ENCODING name for this value, from its built-in size limits
+/// (encodings here follow the current contents; Redis never converts back down, and
+/// APPEND/SETRANGE results report by size, not as `raw`).
+fn encoding(value: &Value) -> &'static str {
+    const SMALL_ENTRIES: usize = 128;
+    const SMALL_VALUE_BYTES: usize = 64;
+    let canonical_int = |b: &Bytes| args::parse_i64(b).is_ok();
+    let small = |b: &Bytes| b.len() <= SMALL_VALUE_BYTES;
+    match value {
+        Value::Str(s) if s.len() <= 20 && canonical_int(s) => "int",
+        Value::Str(s) if s.len() <= 44 => "embstr",
+        Value::Str(_) => "raw",
+        // list-max-listpack-size -2: 8 KiB per node.
+        Value::List(l) if l.iter().map(|e| e.len() + 2).sum::<usize>() + 6 <= 8192 => "listpack",
+        Value::List(_) => "quicklist",
+        Value::Hash(h) if h.len() <= 512 && h.iter().all(|(f, v)| small(f) && small(v)) => "listpack",
+        Value::Hash(_) => "hashtable",
+        Value::Set(s) if s.len() <= 512 && s.iter().all(canonical_int) => "intset",
+        Value::Set(s) if s.len() <= SMALL_ENTRIES && s.iter().all(small) => "listpack",
+        Value::Set(_) => "hashtable",
+        Value::ZSet(z) if z.len() <= SMALL_ENTRIES && z.iter().all(|(m, _)| small(m)) => "listpack",
+        Value::ZSet(_) => "skiplist",
+    }
 }

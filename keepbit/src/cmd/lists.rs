@@ -418,7 +418,8 @@ pub fn blocking_spec(a: &[Bytes]) -> Result<(Vec<Bytes>, Option<Duration>), CmdE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{apply, Keyspace, NoEffects, Op, OpKind};
+    use crate::cmd::{apply, NoEffects};
+    use crate::store::{Keyspace, Op, OpKind};
     use rand::rngs::SmallRng;
     use rand::SeedableRng;
 

@@ -3,11 +3,13 @@
 //!
 //! A command runs one of three ways:
 //! - `Run::Read`: reads the keyspace through a `ReadCtx` (a shared borrow: it cannot write);
-//! - `Run::Write`: only ever inside `store::apply`, through a `WriteCtx`, from an `Op`. Its
+//! - `Run::Write`: only ever inside `exec::apply`, through a `WriteCtx`, from an `Op`. Its
 //!   optional `Prepare` rewrites the client's arguments into a deterministic form first;
-//! - `Run::Session`: connection and server commands handled by the session.
+//! - `Run::Session`: connection and server commands, tagged with a `SessionCmd` that the
+//!   server layer carries out.
 
 pub mod args;
+pub mod exec;
 mod hashes;
 mod keys;
 mod lists;
@@ -28,7 +30,8 @@ pub use lists::blocking_spec;
 pub use zsets::bz_blocking_spec;
 
 use crate::error::{CmdError, CmdResult};
-use crate::store::{zset::ZSet, Db, Effects, Keyspace, Touch, Value};
+use crate::store::{zset::ZSet, Db, Keyspace, Value};
+pub use exec::{apply, Applied, Effects, NoEffects, Touch};
 
 pub type ReadFn = fn(&mut ReadCtx, &[Bytes]) -> CmdResult;
 pub type WriteFn = fn(&mut WriteCtx, &[Bytes]) -> CmdResult;
@@ -39,7 +42,39 @@ pub type PrepareFn = fn(&mut ReadCtx, &[Bytes]) -> Result<Vec<Bytes>, CmdError>;
 pub enum Run {
     Read(ReadFn),
     Write(WriteFn, Option<PrepareFn>),
-    Session,
+    Session(SessionCmd),
+}
+
+/// Connection and server commands: carried out by the server layer, which matches this
+/// tag once (no dispatch on name strings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionCmd {
+    Hello,
+    Auth,
+    Select,
+    Quit,
+    Reset,
+    Client,
+    Command,
+    Info,
+    Config,
+    Role,
+    Lastsave,
+    Readonly,
+    Readwrite,
+    Wait,
+    Sentinel,
+    Keepbit,
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
+    Subscribe,
+    Unsubscribe,
+    Psubscribe,
+    Punsubscribe,
+    Pubsub,
 }
 
 pub mod flags {
@@ -120,6 +155,7 @@ impl Spec {
 }
 
 /// A parsed client request: which command, and its arguments (name included).
+#[derive(Clone)]
 pub struct Command {
     pub spec: &'static Spec,
     pub args: Vec<Bytes>,
@@ -128,7 +164,7 @@ pub struct Command {
 impl Command {
     /// Looks the command up and checks its arity.
     pub fn parse(args: Vec<Bytes>) -> Result<Command, CmdError> {
-        let spec = lookup(&args[0]).ok_or_else(|| CmdError::unknown_command(&args))?;
+        let spec = args.first().and_then(|name| lookup(name)).ok_or_else(|| CmdError::unknown_command(&args))?;
         if !spec.arity_ok(args.len()) {
             return Err(CmdError::WrongArity(spec.name.to_string()));
         }
@@ -161,7 +197,9 @@ fn w(f: WriteFn) -> Run {
 fn wp(f: WriteFn, p: PrepareFn) -> Run {
     Run::Write(f, Some(p))
 }
-const S: Run = Run::Session;
+fn ses(c: SessionCmd) -> Run {
+    Run::Session(c)
+}
 
 const RO: u32 = READONLY;
 const ROF: u32 = READONLY | FAST;
@@ -181,41 +219,41 @@ fn build_table() -> Vec<Spec> {
         // connection and server
         spec!("ping", -1, CONN | SUBSCRIBED_OK, (0, 0, 0), "connection", r(sv::ping), "Returns the server's liveliness response."),
         spec!("echo", 2, CONN, (0, 0, 0), "connection", r(sv::echo), "Returns the given string."),
-        spec!("hello", -1, CONN | NO_AUTH, (0, 0, 0), "connection", S, "Handshakes with the server."),
-        spec!("auth", -2, CONN | NO_AUTH, (0, 0, 0), "connection", S, "Authenticates the connection."),
-        spec!("select", 2, CONN, (0, 0, 0), "connection", S, "Changes the selected database."),
-        spec!("quit", -1, CONN | NO_AUTH | TX_CONTROL | SUBSCRIBED_OK, (0, 0, 0), "connection", S, "Closes the connection."),
-        spec!("reset", 1, CONN | NO_AUTH | TX_CONTROL | SUBSCRIBED_OK, (0, 0, 0), "connection", S, "Resets the connection."),
-        spec!("client", -2, ADMIN | CONN, (0, 0, 0), "connection", S, "A container for client connection commands."),
-        spec!("command", -1, LOADING | STALE, (0, 0, 0), "server", S, "Returns detailed information about all commands."),
-        spec!("info", -1, LOADING | STALE, (0, 0, 0), "server", S, "Returns information and statistics about the server."),
-        spec!("config", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "server", S, "A container for server configuration commands."),
-        spec!("role", 1, NOSCRIPT | LOADING | STALE | FAST, (0, 0, 0), "server", S, "Returns the replication role."),
+        spec!("hello", -1, CONN | NO_AUTH, (0, 0, 0), "connection", ses(SessionCmd::Hello), "Handshakes with the server."),
+        spec!("auth", -2, CONN | NO_AUTH, (0, 0, 0), "connection", ses(SessionCmd::Auth), "Authenticates the connection."),
+        spec!("select", 2, CONN, (0, 0, 0), "connection", ses(SessionCmd::Select), "Changes the selected database."),
+        spec!("quit", -1, CONN | NO_AUTH | TX_CONTROL | SUBSCRIBED_OK, (0, 0, 0), "connection", ses(SessionCmd::Quit), "Closes the connection."),
+        spec!("reset", 1, CONN | NO_AUTH | TX_CONTROL | SUBSCRIBED_OK, (0, 0, 0), "connection", ses(SessionCmd::Reset), "Resets the connection."),
+        spec!("client", -2, ADMIN | CONN, (0, 0, 0), "connection", ses(SessionCmd::Client), "A container for client connection commands."),
+        spec!("command", -1, LOADING | STALE, (0, 0, 0), "server", ses(SessionCmd::Command), "Returns detailed information about all commands."),
+        spec!("info", -1, LOADING | STALE, (0, 0, 0), "server", ses(SessionCmd::Info), "Returns information and statistics about the server."),
+        spec!("config", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "server", ses(SessionCmd::Config), "A container for server configuration commands."),
+        spec!("role", 1, NOSCRIPT | LOADING | STALE | FAST, (0, 0, 0), "server", ses(SessionCmd::Role), "Returns the replication role."),
         spec!("time", 1, LOADING | STALE | FAST, (0, 0, 0), "server", r(sv::time), "Returns the server time."),
-        spec!("lastsave", 1, LOADING | STALE | FAST, (0, 0, 0), "server", S, "Returns the Unix timestamp of the last successful save to disk."),
+        spec!("lastsave", 1, LOADING | STALE | FAST, (0, 0, 0), "server", ses(SessionCmd::Lastsave), "Returns the Unix timestamp of the last successful save to disk."),
         spec!("dbsize", 1, ROF, (0, 0, 0), "server", r(sv::dbsize), "Returns the number of keys in the database."),
         spec!("flushdb", -1, WR, (0, 0, 0), "server", w(sv::flushdb), "Removes all keys from the current database."),
         spec!("flushall", -1, WR, (0, 0, 0), "server", w(sv::flushall), "Removes all keys from all databases."),
         spec!("swapdb", 3, WRF, (0, 0, 0), "server", w(sv::swapdb), "Swaps two Redis databases."),
         // replication and discovery
-        spec!("readonly", 1, CONN, (0, 0, 0), "cluster", S, "Enables read-only queries for a connection to a standby."),
-        spec!("readwrite", 1, CONN, (0, 0, 0), "cluster", S, "Disables read-only queries for a connection."),
-        spec!("wait", 3, NOSCRIPT, (0, 0, 0), "generic", S, "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed."),
-        spec!("sentinel", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "sentinel", S, "Sentinel discovery: where the primary and its replicas are."),
-        spec!("keepbit", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "server", S, "Keepbit cluster administration: CLUSTER STATUS | ADD | REMOVE."),
+        spec!("readonly", 1, CONN, (0, 0, 0), "cluster", ses(SessionCmd::Readonly), "Enables read-only queries for a connection to a standby."),
+        spec!("readwrite", 1, CONN, (0, 0, 0), "cluster", ses(SessionCmd::Readwrite), "Disables read-only queries for a connection."),
+        spec!("wait", 3, NOSCRIPT, (0, 0, 0), "generic", ses(SessionCmd::Wait), "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed."),
+        spec!("sentinel", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "sentinel", ses(SessionCmd::Sentinel), "Sentinel discovery: where the primary and its replicas are."),
+        spec!("keepbit", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "server", ses(SessionCmd::Keepbit), "Keepbit cluster administration: CLUSTER STATUS | ADD | REMOVE."),
         // transactions
-        spec!("multi", 1, CONN | TX_CONTROL, (0, 0, 0), "transactions", S, "Starts a transaction."),
-        spec!("exec", 1, NOSCRIPT | LOADING | STALE | TX_CONTROL, (0, 0, 0), "transactions", S, "Executes all commands in a transaction."),
-        spec!("discard", 1, CONN | TX_CONTROL, (0, 0, 0), "transactions", S, "Discards a transaction."),
-        spec!("watch", -2, CONN | TX_CONTROL, (1, -1, 1), "transactions", S, "Monitors changes to keys to determine the execution of a transaction."),
-        spec!("unwatch", 1, CONN | TX_CONTROL, (0, 0, 0), "transactions", S, "Forgets about watched keys of a transaction."),
+        spec!("multi", 1, CONN | TX_CONTROL, (0, 0, 0), "transactions", ses(SessionCmd::Multi), "Starts a transaction."),
+        spec!("exec", 1, NOSCRIPT | LOADING | STALE | TX_CONTROL, (0, 0, 0), "transactions", ses(SessionCmd::Exec), "Executes all commands in a transaction."),
+        spec!("discard", 1, CONN | TX_CONTROL, (0, 0, 0), "transactions", ses(SessionCmd::Discard), "Discards a transaction."),
+        spec!("watch", -2, CONN | TX_CONTROL, (1, -1, 1), "transactions", ses(SessionCmd::Watch), "Monitors changes to keys to determine the execution of a transaction."),
+        spec!("unwatch", 1, CONN | TX_CONTROL, (0, 0, 0), "transactions", ses(SessionCmd::Unwatch), "Forgets about watched keys of a transaction."),
         // pub/sub
-        spec!("subscribe", -2, PUBSUB | CONN | SUBSCRIBED_OK, (0, 0, 0), "pubsub", S, "Listens for messages published to channels."),
-        spec!("unsubscribe", -1, PUBSUB | CONN | SUBSCRIBED_OK, (0, 0, 0), "pubsub", S, "Stops listening to messages posted to channels."),
-        spec!("psubscribe", -2, PUBSUB | CONN | SUBSCRIBED_OK, (0, 0, 0), "pubsub", S, "Listens for messages published to channels that match one or more patterns."),
-        spec!("punsubscribe", -1, PUBSUB | CONN | SUBSCRIBED_OK, (0, 0, 0), "pubsub", S, "Stops listening to messages published to channels that match one or more patterns."),
+        spec!("subscribe", -2, PUBSUB | CONN | SUBSCRIBED_OK, (0, 0, 0), "pubsub", ses(SessionCmd::Subscribe), "Listens for messages published to channels."),
+        spec!("unsubscribe", -1, PUBSUB | CONN | SUBSCRIBED_OK, (0, 0, 0), "pubsub", ses(SessionCmd::Unsubscribe), "Stops listening to messages posted to channels."),
+        spec!("psubscribe", -2, PUBSUB | CONN | SUBSCRIBED_OK, (0, 0, 0), "pubsub", ses(SessionCmd::Psubscribe), "Listens for messages published to channels that match one or more patterns."),
+        spec!("punsubscribe", -1, PUBSUB | CONN | SUBSCRIBED_OK, (0, 0, 0), "pubsub", ses(SessionCmd::Punsubscribe), "Stops listening to messages published to channels that match one or more patterns."),
         spec!("publish", 3, PUBSUB | LOADING | STALE | FAST, (0, 0, 0), "pubsub", w(sv::publish), "Posts a message to a channel."),
-        spec!("pubsub", -2, PUBSUB | LOADING | STALE, (0, 0, 0), "pubsub", S, "A container for Pub/Sub commands."),
+        spec!("pubsub", -2, PUBSUB | LOADING | STALE, (0, 0, 0), "pubsub", ses(SessionCmd::Pubsub), "A container for Pub/Sub commands."),
         // keys
         spec!("del", -2, WR, (1, -1, 1), "generic", w(k::del), "Deletes one or more keys."),
         spec!("unlink", -2, WRF, (1, -1, 1), "generic", w(k::del), "Asynchronously deletes one or more keys."),
@@ -407,7 +445,7 @@ pub struct ReadCtx<'a> {
     pub rng: &'a mut SmallRng,
 }
 
-/// Mutable access to the keyspace, only ever created by `store::apply`.
+/// Mutable access to the keyspace, only ever created by `exec::apply`.
 pub struct WriteCtx<'a> {
     pub ks: &'a mut Keyspace,
     pub db: usize,

@@ -4,10 +4,10 @@
 use bytes::Bytes;
 
 use super::args::{is, parse_i64};
+use super::Touch;
 use super::{ReadCtx, WriteCtx};
 use crate::error::{CmdError, CmdResult};
 use crate::reply::Reply;
-use crate::store::Touch;
 
 pub fn ping(_ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     match a.len() {

@@ -808,14 +808,15 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
+    use crate::cmd::{apply, NoEffects};
     use crate::cmd::{lookup, Run};
-    use crate::store::{apply, NoEffects, Op, OpKind};
+    use crate::store::{Op, OpKind};
 
     fn argv(line: &str) -> Vec<Bytes> {
         line.split_whitespace().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
     }
 
-    /// Reads run on a `ReadCtx`, writes through `store::apply`.
+    /// Reads run on a `ReadCtx`, writes through `cmd::apply`.
     fn run(ks: &mut Keyspace, line: &str) -> Reply {
         let args = argv(line);
         if let Some(Run::Read(f)) = lookup(&args[0]).map(|s| s.run) {

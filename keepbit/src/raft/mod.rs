@@ -1,15 +1,27 @@
 //! Replication through openraft: Keepbit implements storage and network only; every
 //! election and replication decision is openraft's.
 //!
-//! - [`types`]: the type configuration (`Request` = an encoded `Op`, `Response` = a `Reply`).
+//! - [`types`]: the type configuration (`Request` = an encoded `Op`, `Response` = a `Reply`),
+//!   `Member` (a node's peer and client addresses) and `LogPosition`.
+//! - [`cluster`]: `Cluster`: wiring, bootstrap, proposing ops, membership changes.
+//! - [`routing`]: client requests by role (propose, forward, refuse; read barriers): the
+//!   cluster's side of `machine::Executor`.
+//! - [`role`]: the role decision as a pure function, and the loop that follows openraft.
+//! - [`app`]: the application protocol between nodes (forwarded writes, read index …).
+//! - [`contact`]: records when a leader last reached this node.
+//! - [`state_machine`]: applies committed entries to the `Machine`; snapshots.
 //! - [`log_store`]: the durable segmented log (group-commit fsync) and vote/metadata files,
 //!   behind openraft's `RaftLogStorage`.
 //! - [`network`], [`peer`]: node-to-node RPC over TCP (length-delimited frames, cluster
 //!   secret, pooled connections, timeouts), client and server sides.
 
+pub mod app;
 pub mod cluster;
+pub mod contact;
 pub mod log_store;
 pub mod network;
 pub mod peer;
+pub mod role;
+pub mod routing;
 pub mod state_machine;
 pub mod types;

@@ -1,4 +1,4 @@
-//! The Raft state machine: applies committed entries to the node's keyspace, and builds,
+//! The Raft state machine: applies committed entries to the `Machine`, and builds,
 //! stores and installs snapshots of it.
 //!
 //! Snapshots are written to `<dir>/snapshot` atomically (temp file, fsync, rename,
@@ -14,8 +14,9 @@ use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use serde::{Deserialize, Serialize};
 
-use super::types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
-use crate::node::Node;
+use super::types::{LogId, LogPosition, Response, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::machine::Machine;
+use crate::reply::Reply;
 use crate::store::Keyspace;
 
 const SNAPSHOT_FILE: &str = "snapshot";
@@ -29,7 +30,7 @@ struct SnapshotFile {
 
 #[derive(Clone)]
 pub struct StateMachine {
-    node: Arc<Node>,
+    machine: Arc<Machine<LogPosition>>,
     dir: PathBuf,
     current: Arc<Mutex<Option<(SnapshotMeta, Arc<Vec<u8>>)>>>,
 }
@@ -51,10 +52,10 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
 }
 
 impl StateMachine {
-    /// Opens the state machine, restoring the node from the stored snapshot if any.
-    pub fn open(dir: &Path, node: Arc<Node>) -> io::Result<StateMachine> {
+    /// Opens the state machine, restoring `machine` from the stored snapshot if any.
+    pub fn open(dir: &Path, machine: Arc<Machine<LogPosition>>) -> io::Result<StateMachine> {
         std::fs::create_dir_all(dir)?;
-        let sm = StateMachine { node, dir: dir.to_owned(), current: Arc::new(Mutex::new(None)) };
+        let sm = StateMachine { machine, dir: dir.to_owned(), current: Arc::new(Mutex::new(None)) };
         let path = dir.join(SNAPSHOT_FILE);
         if path.exists() {
             let bytes = std::fs::read(&path)?;
@@ -74,7 +75,8 @@ impl StateMachine {
 
     fn restore(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
         let ks = Keyspace::from_snapshot(data).map_err(io_err)?;
-        self.node.install(ks, meta.last_log_id.clone(), meta.last_membership.clone());
+        let position = LogPosition { applied: meta.last_log_id.clone(), membership: meta.last_membership.clone() };
+        self.machine.install(ks, position);
         Ok(())
     }
 
@@ -91,7 +93,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
-        Ok(self.node.applied_state())
+        let LogPosition { applied, membership } = self.machine.meta();
+        Ok((applied, membership))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -101,20 +104,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         while let Some((entry, responder)) = entries.try_next().await? {
             let log_id = entry.log_id.clone();
             let response = match entry.payload {
-                EntryPayload::Normal(req) => Some(self.node.apply_logged(log_id, &req.0)),
+                EntryPayload::Normal(req) => {
+                    let w = self.machine.apply_logged(|p| p.applied = Some(log_id), &req.0);
+                    Response { reply: w.reply, db_after: w.db_after }
+                }
                 EntryPayload::Membership(m) => {
-                    self.node.apply_meta(log_id.clone(), Some(StoredMembership::new(Some(log_id), m)));
-                    None
+                    self.machine.update_meta(|p| {
+                        p.applied = Some(log_id.clone());
+                        p.membership = StoredMembership::new(Some(log_id), m);
+                    });
+                    Response { reply: Reply::Ok, db_after: 0 }
                 }
                 EntryPayload::Blank => {
-                    self.node.apply_meta(log_id, None);
-                    None
+                    self.machine.update_meta(|p| p.applied = Some(log_id));
+                    Response { reply: Reply::Ok, db_after: 0 }
                 }
             };
             if let Some(r) = responder {
-                r.send(
-                    response.unwrap_or_else(|| super::types::Response { reply: crate::reply::Reply::Ok, db_after: 0 }),
-                );
+                r.send(response);
             }
         }
         Ok(())
@@ -147,7 +154,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
         // Clone under the node's lock (a consistent view), serialize and write outside it.
-        let (ks, applied, membership) = self.node.snapshot_view();
+        let (ks, LogPosition { applied, membership }) = self.machine.snapshot_view();
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let data = ks.to_snapshot();

@@ -30,20 +30,20 @@ pub struct Response {
 /// A cluster member as the log records it: where peers reach it, and where clients do
 /// (what Sentinel discovery, ROLE and redirections report).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Node {
+pub struct Member {
     /// Peer (Raft) address, `ip:port`.
     pub addr: String,
     /// Client (RESP) address, `ip:port`.
     pub client_addr: String,
 }
 
-impl Node {
-    pub fn new(addr: impl Into<String>, client_addr: impl Into<String>) -> Node {
-        Node { addr: addr.into(), client_addr: client_addr.into() }
+impl Member {
+    pub fn new(addr: impl Into<String>, client_addr: impl Into<String>) -> Member {
+        Member { addr: addr.into(), client_addr: client_addr.into() }
     }
 }
 
-impl fmt::Display for Node {
+impl fmt::Display for Member {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} (clients {})", self.addr, self.client_addr)
     }
@@ -53,7 +53,7 @@ openraft::declare_raft_types!(
     pub TypeConfig:
         D = Request,
         R = Response,
-        Node = Node,
+        Node = Member,
 );
 
 pub type NodeId = u64;
@@ -63,3 +63,14 @@ pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
 pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
 pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
 pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, Vec<u8>>;
+
+/// Where the state machine stands in the log: the last applied entry and the membership
+/// in force. Kept beside the keyspace (`Machine`'s meta) so snapshots see both at once.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogPosition {
+    pub applied: Option<LogId>,
+    pub membership: StoredMembership,
+}
+
+#[doc(hidden)]
+pub type Node = Member; // TEMP until the peer split lands

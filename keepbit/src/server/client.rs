@@ -163,3 +163,9 @@ impl Clients {
         self.len() == 0
     }
 }
+
+impl crate::pubsub::Disconnect for ClientShared {
+    fn disconnect(&self, reason: &str) {
+        self.kill(reason);
+    }
+}

@@ -15,17 +15,36 @@ use tokio::sync::mpsc;
 
 use super::client::ClientShared;
 use super::session::{Blocked, Next, Session};
-use crate::node::Node;
+use super::Server;
 use crate::pubsub::Push;
 use crate::reply::Reply;
 
 const READ_BUF_BYTES: usize = 16 * 1024;
 
-pub async fn serve(node: Arc<Node>, stream: TcpStream, client: Arc<ClientShared>) {
+/// The limits a connection checks on every read, kept apart from `Config` so reading
+/// them costs no allocation.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnLimits {
+    pub resp: keepbit_resp::Limits,
+    pub query_buffer_bytes: usize,
+    pub idle_timeout_s: u64,
+}
+
+impl ConnLimits {
+    pub fn of(c: &crate::config::Config) -> ConnLimits {
+        ConnLimits {
+            resp: c.resp_limits(),
+            query_buffer_bytes: c.client_query_buffer_limit_bytes,
+            idle_timeout_s: c.timeout_s,
+        }
+    }
+}
+
+pub async fn serve(srv: Arc<Server>, stream: TcpStream, client: Arc<ClientShared>) {
     let (rd, wr) = stream.into_split();
-    let (push_tx, push_rx) = mpsc::channel(node.config().pubsub_queue_len_max);
+    let (push_tx, push_rx) = mpsc::channel(srv.config().pubsub_queue_len_max);
     let mut conn = Conn {
-        session: Session::new(node, client, push_tx),
+        session: Session::new(srv, client, push_tx),
         rd,
         wr,
         push_rx,
@@ -48,12 +67,12 @@ struct Conn {
 }
 
 /// Reads more input; `Ok(false)` when the client has gone.
-async fn read_more(rd: &mut OwnedReadHalf, buf: &mut BytesMut, node: &Node) -> io::Result<bool> {
+async fn read_more(rd: &mut OwnedReadHalf, buf: &mut BytesMut, srv: &Server) -> io::Result<bool> {
     if buf.capacity() - buf.len() < 4096 {
         buf.reserve(READ_BUF_BYTES);
     }
     let n = rd.read_buf(buf).await?;
-    node.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+    srv.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
     Ok(n > 0)
 }
 
@@ -69,14 +88,14 @@ fn push_reply(p: Push) -> Reply {
 }
 
 impl Conn {
-    fn node(&self) -> &Arc<Node> {
-        &self.session.node
+    fn srv(&self) -> &Arc<Server> {
+        &self.session.srv
     }
 
     async fn flush(&mut self) -> io::Result<()> {
         if !self.out.is_empty() {
             self.wr.write_all(&self.out).await?;
-            self.node().stats.net_output_bytes.fetch_add(self.out.len() as u64, Relaxed);
+            self.srv().stats.net_output_bytes.fetch_add(self.out.len() as u64, Relaxed);
             self.out.clear();
         }
         Ok(())
@@ -92,7 +111,7 @@ impl Conn {
                 return self.flush().await;
             }
             self.flush().await?;
-            let limits = self.node().conn_limits();
+            let limits = self.srv().conn_limits();
             if self.buf.len() > limits.query_buffer_bytes {
                 tracing::warn!("closing client {}: query buffer limit reached", self.session.client.addr);
                 return Ok(());
@@ -100,7 +119,7 @@ impl Conn {
             let idle = (limits.idle_timeout_s > 0 && !self.session.client.is_pubsub())
                 .then(|| Duration::from_secs(limits.idle_timeout_s));
             let client = self.session.client.clone();
-            let node = self.node().clone();
+            let srv = self.srv().clone();
             tokio::select! {
                 biased;
                 _ = client.kill_signal.notified() => return Ok(()),
@@ -110,7 +129,7 @@ impl Conn {
                         self.encode(&push_reply(p));
                     }
                 }
-                more = read_more(&mut self.rd, &mut self.buf, &node) => if !more? { return Ok(()) },
+                more = read_more(&mut self.rd, &mut self.buf, &srv) => if !more? { return Ok(()) },
                 _ = async { match idle { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => return Ok(()),
             }
         }
@@ -118,7 +137,7 @@ impl Conn {
 
     /// Handles every complete request in the buffer; `Ok(false)` to close the connection.
     async fn process(&mut self) -> io::Result<bool> {
-        let limits = self.node().conn_limits().resp;
+        let limits = self.srv().conn_limits().resp;
         loop {
             if self.session.client.is_killed() {
                 return Ok(false);
@@ -155,12 +174,12 @@ impl Conn {
     /// Waits for a blocked command to be served or time out; `None` if the client went
     /// away (so nothing is popped for a client that cannot receive it).
     async fn wait(&mut self, b: Blocked) -> io::Result<Option<Reply>> {
-        let node = self.node().clone();
+        let srv = self.srv().clone();
         let client = self.session.client.clone();
         client.blocked.store(true, Relaxed);
-        let limit = node.conn_limits().query_buffer_bytes;
+        let limit = srv.conn_limits().query_buffer_bytes;
         let result = loop {
-            if let Some(r) = node.try_blocking(b.db, &b.args, &b.keys).await {
+            if let Some(r) = srv.node.try_blocking(b.db, &b.command, &b.keys).await {
                 break Some(r);
             }
             let deadline = b.deadline;
@@ -170,7 +189,7 @@ impl Conn {
                     break Some(Reply::NilArray);
                 }
                 _ = client.kill_signal.notified() => break None,
-                more = read_more(&mut self.rd, &mut self.buf, &node) => {
+                more = read_more(&mut self.rd, &mut self.buf, &srv) => {
                     // Input while blocked stays buffered; EOF means the client is gone.
                     if !more? || self.buf.len() > limit {
                         break None;
@@ -178,7 +197,7 @@ impl Conn {
                 }
             }
         };
-        node.unblock(b.db, &b.keys, &b.notify);
+        srv.node.unblock(b.db, &b.keys, &b.notify);
         client.blocked.store(false, Relaxed);
         Ok(result)
     }

@@ -1,25 +1,134 @@
 //! The client-facing server: accepts connections and runs one task per client.
+//!
+//! - [`Server`]: what every connection shares: the node's front, the cluster (if any),
+//!   pub/sub, connected clients, counters and the runtime configuration.
+//! - [`conn`]: the per-connection loop (RESP2/3, pipelining, limits, blocking waits).
+//! - [`session`]: one client's state and the one dispatch of session commands.
+//! - [`admin`]: CLIENT, COMMAND, INFO, CONFIG, PUBSUB; [`replication`]: ROLE, INFO
+//!   replication, WAIT, SENTINEL, KEEPBIT CLUSTER.
+//! - [`client`]: what the server can see of a connected client; [`stats`]: counters.
 
 pub mod admin;
 pub mod client;
 mod conn;
 mod replication;
 pub mod session;
+pub mod stats;
 
 use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use rand::Rng;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
+use crate::config::Config;
 use crate::node::Node;
+use crate::pubsub::PubSub;
+use crate::raft::cluster::Cluster;
+use client::Clients;
+pub use conn::ConnLimits;
+use stats::Stats;
+
+/// What every connection of this node shares.
+pub struct Server {
+    pub node: Arc<Node>,
+    pub cluster: Option<Arc<Cluster>>,
+    pub pubsub: Arc<PubSub>,
+    pub clients: Clients,
+    pub stats: Stats,
+    config: Mutex<Config>,
+    limits: Mutex<ConnLimits>,
+    pub started: Instant,
+    pub started_unix_s: u64,
+    pub run_id: String,
+}
+
+impl Server {
+    pub fn new(config: Config, node: Arc<Node>, cluster: Option<Arc<Cluster>>, pubsub: Arc<PubSub>) -> Server {
+        let mut rng = rand::thread_rng();
+        let run_id: String = (0..40).map(|_| format!("{:x}", rng.gen_range(0..16))).collect();
+        Server {
+            started_unix_s: node.now_ms() / 1000,
+            node,
+            cluster,
+            pubsub,
+            clients: Clients::default(),
+            stats: Stats::default(),
+            limits: Mutex::new(ConnLimits::of(&config)),
+            config: Mutex::new(config),
+            started: Instant::now(),
+            run_id,
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        self.config.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn conn_limits(&self) -> ConnLimits {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the runtime configuration (CONFIG SET).
+    pub fn set_config(&self, config: Config) {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = ConnLimits::of(&config);
+        *self.config.lock().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+
+    pub fn databases(&self) -> usize {
+        self.node.databases()
+    }
+}
+
+/// Runs active expiry every `interval` until the server is dropped.
+fn spawn_expiry(server: &Arc<Server>, interval: Duration) {
+    let weak = Arc::downgrade(server);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            let Some(srv) = weak.upgrade() else { return };
+            // Keep going while a large share of the sample was due, as Redis does.
+            loop {
+                let n = srv.node.expire_cycle(200).await;
+                srv.stats.expired_keys.fetch_add(n as u64, Relaxed);
+                if n < 200 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+}
+
+/// Closes the client connections of a primary that has been demoted, so pools
+/// reconnect and rediscover (subscribers stay: pub/sub works on any node).
+fn spawn_demotion_watch(server: &Arc<Server>) {
+    let Some(cluster) = &server.cluster else { return };
+    let mut primary = cluster.primary_changes();
+    let weak = Arc::downgrade(server);
+    tokio::spawn(async move {
+        let mut was_primary = *primary.borrow_and_update();
+        while primary.changed().await.is_ok() {
+            let is_primary = *primary.borrow_and_update();
+            let Some(srv) = weak.upgrade() else { return };
+            if was_primary && !is_primary {
+                tracing::warn!("this node is no longer primary: closing client connections");
+                srv.clients.all().iter().filter(|c| !c.is_pubsub()).for_each(|c| c.kill("primary demoted"));
+            }
+            was_primary = is_primary;
+        }
+    });
+}
 
 /// Serves clients on `listener` until `shutdown` resolves. The caller binds the
 /// listener (tests use port 0).
-pub async fn run(node: Arc<Node>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    node.spawn_expiry(Duration::from_millis(100));
+pub async fn run(server: Arc<Server>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    spawn_expiry(&server, Duration::from_millis(100));
+    spawn_demotion_watch(&server);
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -35,20 +144,20 @@ pub async fn run(node: Arc<Node>, listener: TcpListener, shutdown: impl Future<O
                 continue;
             }
         };
-        node.stats.connections_received.fetch_add(1, Relaxed);
+        server.stats.connections_received.fetch_add(1, Relaxed);
         let _ = stream.set_nodelay(true);
         let laddr = stream.local_addr().unwrap_or(addr);
-        let max = node.config().maxclients;
-        let Some(client) = node.clients.register(addr, laddr, max) else {
-            node.stats.rejected_connections.fetch_add(1, Relaxed);
+        let max = server.config().maxclients;
+        let Some(client) = server.clients.register(addr, laddr, max) else {
+            server.stats.rejected_connections.fetch_add(1, Relaxed);
             tokio::spawn(async move {
                 let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
             });
             continue;
         };
-        tokio::spawn(conn::serve(node.clone(), stream, client));
+        tokio::spawn(conn::serve(server.clone(), stream, client));
     }
-    for c in node.clients.all() {
+    for c in server.clients.all() {
         c.kill("server shutting down");
     }
 }

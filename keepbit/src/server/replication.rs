@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::session::Session;
+use super::Server;
 use crate::cmd::args::{is, lossy, parse_i64};
 use crate::error::CmdError;
-use crate::raft::cluster::RoleView;
-use crate::raft::types::Node as Member;
+use crate::raft::role::RoleView;
+use crate::raft::types::Member;
 use crate::reply::Reply;
 
 type Result<T> = std::result::Result<T, CmdError>;
@@ -28,8 +28,8 @@ fn standbys(view: &RoleView) -> Vec<(u64, &Member)> {
     view.members.iter().filter(|m| Some(m.0) != leader).map(|m| (m.0, &m.1)).collect()
 }
 
-pub fn role(s: &Session) -> Reply {
-    let Some(c) = s.node.cluster() else {
+pub fn role(srv: &Server) -> Reply {
+    let Some(c) = srv.cluster.as_deref() else {
         return Reply::Array(vec![Reply::bulk("master"), Reply::Int(0), Reply::Array(vec![])]);
     };
     let view = c.role();
@@ -61,14 +61,14 @@ pub fn role(s: &Session) -> Reply {
 }
 
 /// The `# Replication` section of INFO, in Redis's format; offsets are log indexes.
-pub fn info_replication(s: &Session, out: &mut String) {
+pub fn info_replication(srv: &Server, out: &mut String) {
     let mut kv = |k: &str, v: &dyn std::fmt::Display| {
         let _ = write!(out, "{k}:{v}\r\n");
     };
-    let Some(c) = s.node.cluster() else {
+    let Some(c) = srv.cluster.as_deref() else {
         kv("role", &"master");
         kv("connected_slaves", &0);
-        kv("master_replid", &s.node.run_id);
+        kv("master_replid", &srv.run_id);
         kv("master_repl_offset", &0);
         return;
     };
@@ -104,13 +104,13 @@ pub fn info_replication(s: &Session, out: &mut String) {
 
 /// WAIT numreplicas timeout: how many standbys hold everything this primary has logged
 /// (which includes the client's last write).
-pub async fn wait(s: &Session, a: &[Bytes]) -> Result<Reply> {
+pub async fn wait(srv: &Server, a: &[Bytes]) -> Result<Reply> {
     let wanted = parse_i64(&a[1])?;
     let timeout_ms = parse_i64(&a[2])?;
     if timeout_ms < 0 {
         return Err(CmdError::err("timeout is negative"));
     }
-    let Some(c) = s.node.cluster() else { return Ok(Reply::Int(0)) };
+    let Some(c) = srv.cluster.as_deref() else { return Ok(Reply::Int(0)) };
     if !c.is_primary() {
         return Err(CmdError::err("WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated."));
     }
@@ -134,9 +134,9 @@ fn record(pairs: Vec<(&'static str, String)>) -> Reply {
 }
 
 /// The subset of Sentinel that discovery clients use, answered by every node.
-pub async fn sentinel(s: &Session, a: &[Bytes]) -> Result<Reply> {
+pub async fn sentinel(srv: &Server, a: &[Bytes]) -> Result<Reply> {
     let sub = lossy(&a[1]).to_lowercase();
-    let Some(c) = s.node.cluster() else {
+    let Some(c) = srv.cluster.as_deref() else {
         return Err(CmdError::err("this node is not part of a cluster; there is no primary to discover"));
     };
     let name = &c.config.name;
@@ -236,11 +236,11 @@ pub async fn sentinel(s: &Session, a: &[Bytes]) -> Result<Reply> {
 }
 
 /// `KEEPBIT CLUSTER STATUS | ADD <id> <peer-addr> <client-addr> | REMOVE <id>`.
-pub async fn keepbit_admin(s: &Session, a: &[Bytes]) -> Result<Reply> {
+pub async fn keepbit_admin(srv: &Server, a: &[Bytes]) -> Result<Reply> {
     if !(a.len() >= 3 && is(&a[1], "cluster")) {
         return Err(CmdError::Syntax);
     }
-    let Some(c) = s.node.cluster() else {
+    let Some(c) = srv.cluster.as_deref() else {
         return Err(CmdError::err("this node is not part of a cluster"));
     };
     let sub = lossy(&a[2]).to_lowercase();
@@ -256,16 +256,20 @@ pub async fn keepbit_admin(s: &Session, a: &[Bytes]) -> Result<Reply> {
                     .parse::<std::net::SocketAddr>()
                     .map_err(|_| CmdError::err(format!("'{}' is not an ip:port address", lossy(x))))?;
             }
-            c.add_node(id, Member::new(lossy(addr), lossy(client_addr))).await.map_err(CmdError::Coded)?;
-            Ok(Reply::Ok)
+            Ok(match c.add_node(id, Member::new(lossy(addr), lossy(client_addr))).await {
+                Ok(()) => Reply::Ok,
+                Err(e) => e.to_reply(),
+            })
         }
         ("remove", [id]) => {
             let id = parse_i64(id)
                 .ok()
                 .filter(|&i| i > 0)
                 .ok_or_else(|| CmdError::err("node id must be a positive integer"))? as u64;
-            c.remove_node(id).await.map_err(CmdError::Coded)?;
-            Ok(Reply::Ok)
+            Ok(match c.remove_node(id).await {
+                Ok(()) => Reply::Ok,
+                Err(e) => e.to_reply(),
+            })
         }
         _ => Err(CmdError::Syntax),
     }

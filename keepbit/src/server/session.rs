@@ -10,12 +10,12 @@ use bytes::Bytes;
 use keepbit_resp::Proto;
 use tokio::sync::{mpsc, Notify};
 
-use super::admin;
 use super::client::ClientShared;
+use super::{admin, replication, Server};
 use crate::cmd::args::{is, lossy, parse_i64};
-use crate::cmd::{self, flags, Command, Run};
+use crate::cmd::{self, flags, Command, Run, SessionCmd};
 use crate::error::CmdError;
-use crate::node::{Node, WatchFlag};
+use crate::machine::WatchFlag;
 use crate::pubsub::{Push, Subscriber};
 use crate::reply::Reply;
 
@@ -31,7 +31,7 @@ pub enum Next {
 }
 
 pub struct Blocked {
-    pub args: Vec<Bytes>,
+    pub command: Command,
     pub db: usize,
     pub keys: Vec<Bytes>,
     pub deadline: Option<Instant>,
@@ -39,14 +39,14 @@ pub struct Blocked {
 }
 
 pub struct Session {
-    pub node: Arc<Node>,
+    pub srv: Arc<Server>,
     pub client: Arc<ClientShared>,
     pub proto: Proto,
     pub db: usize,
     authed: bool,
     /// READONLY was sent: a standby may serve (possibly stale) reads on this connection.
     pub readonly: bool,
-    multi: Option<Vec<Vec<Bytes>>>,
+    multi: Option<Vec<Command>>,
     multi_failed: bool,
     watch_flag: WatchFlag,
     watched: Vec<(usize, Bytes)>,
@@ -56,10 +56,10 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(node: Arc<Node>, client: Arc<ClientShared>, push_tx: mpsc::Sender<Push>) -> Session {
-        let authed = node.config().requirepass.is_none();
+    pub fn new(srv: Arc<Server>, client: Arc<ClientShared>, push_tx: mpsc::Sender<Push>) -> Session {
+        let authed = srv.config().requirepass.is_none();
         Session {
-            node,
+            srv,
             client,
             proto: Proto::Resp2,
             db: 0,
@@ -81,7 +81,7 @@ impl Session {
 
     /// Handles one request.
     pub async fn handle(&mut self, args: Vec<Bytes>) -> Next {
-        self.node.stats.commands_processed.fetch_add(1, Relaxed);
+        self.srv.stats.commands_processed.fetch_add(1, Relaxed);
         let command = match Command::parse(args) {
             Ok(c) => c,
             Err(e) => {
@@ -112,57 +112,50 @@ impl Session {
     }
 
     fn queue(&mut self, command: Command) -> Reply {
-        let allowed = !matches!(command.spec.run, Run::Session) || command.spec.name == "select";
+        let allowed = !matches!(command.spec.run, Run::Session(s) if s != SessionCmd::Select);
         if !allowed {
             self.multi_failed = true;
             return CmdError::err(format!("Command not allowed inside a transaction: '{}'", command.spec.name))
                 .to_reply();
         }
         let queue = self.multi.get_or_insert_with(Vec::new);
-        queue.push(command.args);
+        queue.push(command);
         self.client.multi.store(queue.len() as i64, Relaxed);
         Reply::simple("QUEUED")
     }
 
     async fn dispatch(&mut self, command: Command) -> Next {
-        let Command { spec, args } = command;
-        match spec.run {
-            Run::Read(_) if spec.name == "ping" && self.subscribed() && self.proto == Proto::Resp2 => {
-                let msg = args.get(1).cloned().unwrap_or_default();
+        match command.spec.run {
+            Run::Read(_) if command.spec.name == "ping" && self.subscribed() && self.proto == Proto::Resp2 => {
+                let msg = command.args.get(1).cloned().unwrap_or_default();
                 Next::Reply(Reply::Array(vec![Reply::bulk("pong"), Reply::Bulk(msg)]))
             }
-            Run::Read(_) => {
-                if let (true, Some(c)) = (spec.has(flags::READONLY), self.node.cluster()) {
-                    if let Err(reply) = c.read_barrier(self.readonly).await {
-                        return Next::Reply(reply);
-                    }
-                }
-                Next::Reply(self.node.read_local(self.db, spec, &args))
-            }
-            Run::Write(..) if spec.has(flags::BLOCKING) => self.blocking(args).await,
-            Run::Write(..) => Next::Reply(self.node.write(self.db, &args).await),
-            Run::Session => self.session_command(spec.name, args).await,
+            Run::Read(_) => Next::Reply(self.srv.node.read(self.db, &command, self.readonly).await),
+            Run::Write(..) if command.spec.has(flags::BLOCKING) => self.blocking(command).await,
+            Run::Write(..) => Next::Reply(self.srv.node.write(self.db, command).await),
+            Run::Session(which) => self.session_command(which, command.args).await,
         }
     }
 
-    async fn blocking(&mut self, args: Vec<Bytes>) -> Next {
+    async fn blocking(&mut self, command: Command) -> Next {
         // A node that would refuse the write must say so now, not after the wait.
-        if let Some(refused) = self.node.cluster().and_then(|c| c.write_refused()) {
+        if let Some(refused) = self.srv.node.write_refused() {
             return Next::Reply(refused);
         }
-        let name = lossy(&args[0]).to_lowercase();
-        let spec = if name.starts_with("bz") { cmd::bz_blocking_spec(&args) } else { cmd::blocking_spec(&args) };
+        let args = &command.args;
+        let name = command.spec.name;
+        let spec = if name.starts_with("bz") { cmd::bz_blocking_spec(args) } else { cmd::blocking_spec(args) };
         let (keys, timeout) = match spec {
             Ok(s) => s,
             Err(e) => return Next::Reply(e.to_reply()),
         };
-        if let Some(reply) = self.node.try_blocking(self.db, &args, &keys).await {
+        if let Some(reply) = self.srv.node.try_blocking(self.db, &command, &keys).await {
             return Next::Reply(reply);
         }
         let notify = Arc::new(Notify::new());
-        self.node.block_on(self.db, &keys, &notify);
+        self.srv.node.block_on(self.db, &keys, &notify);
         Next::Block(Blocked {
-            args,
+            command,
             db: self.db,
             keys,
             // A deadline too far to represent waits forever.
@@ -171,42 +164,48 @@ impl Session {
         })
     }
 
-    async fn session_command(&mut self, name: &str, args: Vec<Bytes>) -> Next {
-        let reply = match name {
-            "readonly" => {
-                self.readonly = true;
+    /// The one dispatch of connection and server commands.
+    async fn session_command(&mut self, which: SessionCmd, args: Vec<Bytes>) -> Next {
+        use SessionCmd as S;
+        let srv = self.srv.clone();
+        let reply = match which {
+            S::Readonly | S::Readwrite => {
+                self.readonly = which == S::Readonly;
                 Ok(Reply::Ok)
             }
-            "readwrite" => {
-                self.readonly = false;
-                Ok(Reply::Ok)
-            }
-            "exec" => self.exec().await,
-            "wait" => super::replication::wait(self, &args).await,
-            "sentinel" => super::replication::sentinel(self, &args).await,
-            "keepbit" => super::replication::keepbit_admin(self, &args).await,
-            "hello" => self.hello(&args),
-            "auth" => self.auth(&args),
-            "select" => self.select(&args),
-            "quit" => return Next::Close(Reply::Ok),
-            "reset" => self.reset(),
-            "multi" => self.multi(),
-            "discard" => self.discard(),
-            "watch" => self.watch(&args),
-            "unwatch" => {
+            S::Exec => self.exec().await,
+            S::Wait => replication::wait(&srv, &args).await,
+            S::Sentinel => replication::sentinel(&srv, &args).await,
+            S::Keepbit => replication::keepbit_admin(&srv, &args).await,
+            S::Role => Ok(replication::role(&srv)),
+            S::Hello => self.hello(&args),
+            S::Auth => self.auth(&args),
+            S::Select => self.select(&args),
+            S::Quit => return Next::Close(Reply::Ok),
+            S::Reset => self.reset(),
+            S::Multi => self.multi(),
+            S::Discard => self.discard(),
+            S::Watch => self.watch(&args),
+            S::Unwatch => {
                 self.unwatch_all();
                 Ok(Reply::Ok)
             }
-            "subscribe" | "psubscribe" => return Next::Replies(self.subscribe(&args, name == "psubscribe")),
-            "unsubscribe" | "punsubscribe" => return Next::Replies(self.unsubscribe(&args, name == "punsubscribe")),
-            "client" => admin::client(self, &args),
-            _ => admin::server_command(self, name, &args),
+            S::Subscribe | S::Psubscribe => return Next::Replies(self.subscribe(&args, which == S::Psubscribe)),
+            S::Unsubscribe | S::Punsubscribe => {
+                return Next::Replies(self.unsubscribe(&args, which == S::Punsubscribe))
+            }
+            S::Client => admin::client(&srv, &self.client, &args),
+            S::Command => admin::command(&args),
+            S::Info => Ok(admin::info(&srv, &args[1..])),
+            S::Config => admin::config(&srv, &args),
+            S::Pubsub => admin::pubsub(&srv, &args),
+            S::Lastsave => Ok(Reply::Int(srv.started_unix_s as i64)),
         };
         Next::Reply(reply.unwrap_or_else(|e| e.to_reply()))
     }
 
     fn check_password(&mut self, user: Option<&Bytes>, pass: &Bytes) -> Result<(), CmdError> {
-        let Some(expected) = self.node.config().requirepass else {
+        let Some(expected) = self.srv.config().requirepass else {
             return Err(CmdError::err(
                 "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
             ));
@@ -223,7 +222,7 @@ impl Session {
         match args {
             [_, pass] => self.check_password(None, pass)?,
             [_, user, pass] => {
-                if self.node.config().requirepass.is_none() && &user[..] == b"default" {
+                if self.srv.config().requirepass.is_none() && &user[..] == b"default" {
                     // The default user without a password accepts any password.
                     return Ok(Reply::Ok);
                 }
@@ -281,7 +280,7 @@ impl Session {
 
     fn select(&mut self, args: &[Bytes]) -> Result<Reply, CmdError> {
         let d = parse_i64(&args[1])?;
-        if d < 0 || d as usize >= self.node.databases {
+        if d < 0 || d as usize >= self.srv.databases() {
             return Err(CmdError::DbIndex);
         }
         self.db = d as usize;
@@ -301,7 +300,7 @@ impl Session {
         self.proto = Proto::Resp2;
         self.client.resp.store(2, Relaxed);
         self.client.name.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        self.authed = self.node.config().requirepass.is_none();
+        self.authed = self.srv.config().requirepass.is_none();
         Ok(Reply::simple("RESET"))
     }
 
@@ -315,7 +314,7 @@ impl Session {
         Ok(Reply::Ok)
     }
 
-    fn end_multi(&mut self) -> Option<Vec<Vec<Bytes>>> {
+    fn end_multi(&mut self) -> Option<Vec<Command>> {
         self.client.multi.store(-1, Relaxed);
         self.multi.take()
     }
@@ -328,21 +327,16 @@ impl Session {
             self.unwatch_all();
             return Err(CmdError::Coded("EXECABORT Transaction discarded because of previous errors.".into()));
         }
-        let forward =
-            self.node.cluster().filter(|c| !c.is_primary() && c.config.mode == crate::config::Mode::ActiveActive);
-        let result = match forward {
-            Some(c) if !self.watch_flag.load(Relaxed) => Some(c.forward_exec(self.db, queued).await),
-            Some(_) => None,
-            None => self.node.exec(self.db, &queued, &self.watch_flag).await,
-        };
+        let result = self.srv.node.exec(self.db, queued, &self.watch_flag).await;
         self.unwatch_all();
         Ok(match result {
-            None => Reply::NilArray,
-            Some((reply, db_after)) => {
-                self.db = db_after;
-                self.client.db.store(db_after, Relaxed);
-                reply
+            Ok(None) => Reply::NilArray,
+            Ok(Some(written)) => {
+                self.db = written.db_after;
+                self.client.db.store(written.db_after, Relaxed);
+                written.reply
             }
+            Err(e) => e.to_reply(),
         })
     }
 
@@ -360,14 +354,14 @@ impl Session {
             return Err(CmdError::err("WATCH inside MULTI is not allowed"));
         }
         let keys: Vec<Bytes> = args[1..].iter().map(|k| Bytes::copy_from_slice(k)).collect();
-        self.node.watch(self.db, &keys, &self.watch_flag);
+        self.srv.node.machine.watch(self.db, &keys, &self.watch_flag);
         self.watched.extend(keys.into_iter().map(|k| (self.db, k)));
         Ok(Reply::Ok)
     }
 
     pub fn unwatch_all(&mut self) {
         if !self.watched.is_empty() {
-            self.node.unwatch(&self.watched, &self.watch_flag);
+            self.srv.node.machine.unwatch(&self.watched, &self.watch_flag);
             self.watched.clear();
         }
         self.watch_flag.store(false, Relaxed);
@@ -383,12 +377,12 @@ impl Session {
     }
 
     fn subscribe(&mut self, args: &[Bytes], pattern: bool) -> Vec<Reply> {
-        let sub = Subscriber { tx: self.push_tx.clone(), client: self.client.clone() };
+        let sub = Subscriber { id: self.client.id, tx: self.push_tx.clone(), owner: self.client.clone() };
         let kind = if pattern { "psubscribe" } else { "subscribe" };
         let mut replies = Vec::new();
         for ch in &args[1..] {
             let ch = Bytes::copy_from_slice(ch);
-            self.node.pubsub.subscribe(&ch, &sub, pattern);
+            self.srv.pubsub.subscribe(&ch, &sub, pattern);
             if pattern {
                 self.psubs.insert(ch.clone());
             } else {
@@ -411,7 +405,7 @@ impl Session {
         };
         let mut replies = Vec::new();
         for ch in targets {
-            self.node.pubsub.unsubscribe(&ch, self.client.id, pattern);
+            self.srv.pubsub.unsubscribe(&ch, self.client.id, pattern);
             if pattern {
                 self.psubs.remove(&ch);
             } else {
@@ -430,11 +424,11 @@ impl Session {
     pub fn close(&mut self) {
         self.unwatch_all();
         for ch in std::mem::take(&mut self.subs) {
-            self.node.pubsub.unsubscribe(&ch, self.client.id, false);
+            self.srv.pubsub.unsubscribe(&ch, self.client.id, false);
         }
         for ch in std::mem::take(&mut self.psubs) {
-            self.node.pubsub.unsubscribe(&ch, self.client.id, true);
+            self.srv.pubsub.unsubscribe(&ch, self.client.id, true);
         }
-        self.node.clients.remove(self.client.id);
+        self.srv.clients.remove(self.client.id);
     }
 }

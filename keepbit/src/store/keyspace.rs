@@ -38,31 +38,6 @@ impl Value {
             Value::ZSet(z) => z.is_empty(),
         }
     }
-
-    /// Redis 7.2's OBJECT ENCODING name for this value, from its built-in size limits
-    /// (encodings here follow the current contents; Redis never converts back down, and
-    /// APPEND/SETRANGE results report by size, not as `raw`).
-    pub fn encoding(&self) -> &'static str {
-        const SMALL_ENTRIES: usize = 128;
-        const SMALL_VALUE_BYTES: usize = 64;
-        let canonical_int = |b: &Bytes| crate::cmd::args::parse_i64(b).is_ok();
-        let small = |b: &Bytes| b.len() <= SMALL_VALUE_BYTES;
-        match self {
-            Value::Str(s) if s.len() <= 20 && canonical_int(s) => "int",
-            Value::Str(s) if s.len() <= 44 => "embstr",
-            Value::Str(_) => "raw",
-            // list-max-listpack-size -2: 8 KiB per node.
-            Value::List(l) if l.iter().map(|e| e.len() + 2).sum::<usize>() + 6 <= 8192 => "listpack",
-            Value::List(_) => "quicklist",
-            Value::Hash(h) if h.len() <= 512 && h.iter().all(|(f, v)| small(f) && small(v)) => "listpack",
-            Value::Hash(_) => "hashtable",
-            Value::Set(s) if s.len() <= 512 && s.iter().all(canonical_int) => "intset",
-            Value::Set(s) if s.len() <= SMALL_ENTRIES && s.iter().all(small) => "listpack",
-            Value::Set(_) => "hashtable",
-            Value::ZSet(z) if z.len() <= SMALL_ENTRIES && z.iter().all(|(m, _)| small(m)) => "listpack",
-            Value::ZSet(_) => "skiplist",
-        }
-    }
 }
 
 /// One logical database.

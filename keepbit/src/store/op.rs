@@ -47,11 +47,10 @@ pub enum OpDecodeError {
 
 impl Op {
     /// Compact binary form: `[OP_VERSION][postcard(op)]`.
-    pub fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
         let mut out = vec![OP_VERSION];
-        // Serializing plain data into a Vec cannot fail.
-        out.extend(postcard::to_stdvec(self).unwrap_or_default());
-        out
+        out.extend(postcard::to_stdvec(self)?);
+        Ok(out)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Op, OpDecodeError> {
@@ -77,7 +76,7 @@ mod tests {
             seed: 42,
             kind: OpKind::Multi(vec![vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from(vec![0u8, 255])]]),
         };
-        let wire = op.encode();
+        let wire = op.encode().expect("encode");
         assert_eq!(wire[0], OP_VERSION);
         assert_eq!(Op::decode(&wire).unwrap(), op);
         assert_eq!(Op::decode(&[]), Err(OpDecodeError::Empty));

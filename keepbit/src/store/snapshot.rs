@@ -114,31 +114,29 @@ impl Keyspace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{apply, NoEffects, Op, OpKind};
+    use crate::store::zset::ZSet;
 
-    fn op(now_ms: u64, args: &[&str]) -> Op {
-        Op {
-            db: 0,
-            now_ms,
-            seed: 7,
-            kind: OpKind::Cmd(args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect()),
-        }
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
     }
 
     /// A snapshot restores an equal keyspace, every type and expiry included.
     #[test]
     fn snapshots_round_trip() {
         let mut ks = Keyspace::new(2);
-        for args in [
-            &["SET", "s", "v", "PXAT", "99999"][..],
-            &["RPUSH", "l", "a", "b"],
-            &["HSET", "h", "f", "v"],
-            &["SADD", "set", "x", "y"],
-            &["ZADD", "z", "1.5", "m", "-2", "n"],
-            &["SET", "gone", "v", "PXAT", "1500"],
-        ] {
-            apply(&mut ks, &op(1000, args), &NoEffects);
-        }
+        ks.now_ms = 1000;
+        let db = ks.db_mut(0);
+        db.set(b("s"), Value::Str(b("v")));
+        db.set_expire(&b("s"), 99_999);
+        db.set(b("l"), Value::List([b("a"), b("b")].into_iter().collect()));
+        db.set(b("h"), Value::Hash([(b("f"), b("v"))].into_iter().collect()));
+        db.set(b("set"), Value::Set([b("x"), b("y")].into_iter().collect()));
+        let mut z = ZSet::default();
+        z.insert(b("m"), 1.5);
+        z.insert(b("n"), -2.0);
+        db.set(b("z"), Value::ZSet(z));
+        ks.db_mut(1).set(b("gone"), Value::Str(b("v")));
+        ks.db_mut(1).set_expire(&b("gone"), 1500);
         let restored = Keyspace::from_snapshot(&ks.to_snapshot()).unwrap();
         assert_eq!(restored, ks);
         assert_eq!(Keyspace::from_snapshot(&[]), Err(SnapshotError::Empty));

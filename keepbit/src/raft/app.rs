@@ -1,0 +1,218 @@
+//! The application protocol between nodes, carried inside the peer protocol's opaque
+//! frames: writes and MULTI blocks forwarded by active-active standbys, read indexes,
+//! membership changes from any node, and "are you primary?" for discovery. A request is
+//! validated before use: it comes from the network.
+
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use super::cluster::Cluster;
+use super::peer::AppHandler;
+use super::types::{Member, NodeId};
+use crate::cmd::{Command, Run, SessionCmd};
+use crate::error::{CmdError, ExecError};
+use crate::machine::{WatchFlag, Written};
+use crate::reply::Reply;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum AppRequest {
+    /// A write received by a standby in active-active mode.
+    Write {
+        db: u32,
+        args: Vec<Bytes>,
+    },
+    /// A MULTI block received by a standby in active-active mode.
+    Exec {
+        db: u32,
+        cmds: Vec<Vec<Bytes>>,
+    },
+    /// The primary's commit index, for a linearizable read on a standby.
+    ReadIndex,
+    /// Membership changes from `keepbit cluster add/remove` on any node.
+    AddNode {
+        id: NodeId,
+        member: Member,
+    },
+    RemoveNode {
+        id: NodeId,
+    },
+    /// Whether the receiver is primary now (discovery double-checks before naming it).
+    IsPrimary,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum AppResponse {
+    Written {
+        reply: Reply,
+        db_after: usize,
+    },
+    /// The request failed; the error keeps "rejected" apart from "outcome unknown".
+    Failed(ExecError),
+    ReadIndex(u64),
+    IsPrimary(bool),
+    Done,
+}
+
+impl From<Result<Written, ExecError>> for AppResponse {
+    fn from(r: Result<Written, ExecError>) -> Self {
+        match r {
+            Ok(Written { reply, db_after }) => AppResponse::Written { reply, db_after },
+            Err(e) => AppResponse::Failed(e),
+        }
+    }
+}
+
+/// A forwarded database index, checked against this node's databases.
+fn valid_db(db: u32, databases: usize) -> Result<usize, ExecError> {
+    let db = db as usize;
+    (db < databases).then_some(db).ok_or(ExecError::Cmd(CmdError::DbIndex))
+}
+
+/// A forwarded write: a known command, of the right arity, that writes.
+pub fn valid_write(args: Vec<Bytes>) -> Result<Command, ExecError> {
+    let command = Command::parse(args)?;
+    match command.spec.run {
+        Run::Write(..) => Ok(command),
+        _ => Err(CmdError::err(format!("'{}' is not a write command and is not forwarded", command.spec.name)).into()),
+    }
+}
+
+/// A forwarded MULTI block: writes, reads and SELECT only.
+fn valid_block(cmds: Vec<Vec<Bytes>>) -> Result<Vec<Command>, ExecError> {
+    cmds.into_iter()
+        .map(|args| {
+            let command = Command::parse(args)?;
+            match command.spec.run {
+                Run::Session(SessionCmd::Select) | Run::Read(_) | Run::Write(..) => Ok(command),
+                Run::Session(_) => {
+                    Err(CmdError::err(format!("Command not allowed inside a transaction: '{}'", command.spec.name))
+                        .into())
+                }
+            }
+        })
+        .collect()
+}
+
+/// Answers one peer request on `cluster`.
+pub async fn handle(cluster: &Cluster, req: AppRequest) -> AppResponse {
+    let databases = cluster.machine.databases();
+    match req {
+        AppRequest::Write { db, args } => {
+            let checked = valid_db(db, databases).and_then(|db| Ok((db, valid_write(args)?)));
+            match checked {
+                Ok((db, command)) => cluster.write_here(db, &command).await.into(),
+                Err(e) => AppResponse::Failed(e),
+            }
+        }
+        AppRequest::Exec { db, cmds } => {
+            let checked = valid_db(db, databases).and_then(|db| Ok((db, valid_block(cmds)?)));
+            match checked {
+                Ok((db, queued)) => match cluster.exec_here(db, &queued, &WatchFlag::default()).await {
+                    Ok(Some(w)) => Ok(w).into(),
+                    Ok(None) => AppResponse::Written { reply: Reply::NilArray, db_after: db },
+                    Err(e) => AppResponse::Failed(e),
+                },
+                Err(e) => AppResponse::Failed(e),
+            }
+        }
+        AppRequest::IsPrimary => AppResponse::IsPrimary(cluster.is_primary()),
+        AppRequest::ReadIndex => match cluster.read_index().await {
+            Ok(i) => AppResponse::ReadIndex(i),
+            Err(e) => AppResponse::Failed(e),
+        },
+        AppRequest::AddNode { id, member } => match cluster.add_node(id, member).await {
+            Ok(()) => AppResponse::Done,
+            Err(e) => AppResponse::Failed(e),
+        },
+        AppRequest::RemoveNode { id } => match cluster.remove_node(id).await {
+            Ok(()) => AppResponse::Done,
+            Err(e) => AppResponse::Failed(e),
+        },
+    }
+}
+
+/// Serves application requests from peers.
+pub struct Handler {
+    pub cluster: Weak<Cluster>,
+}
+
+impl AppHandler for Handler {
+    fn handle(&self, _from: NodeId, req: Vec<u8>) -> BoxFuture<'static, Vec<u8>> {
+        let cluster = self.cluster.upgrade();
+        Box::pin(async move {
+            let resp = match (cluster, postcard::from_bytes::<AppRequest>(&req)) {
+                (Some(c), Ok(req)) => handle(&c, req).await,
+                (None, _) => AppResponse::Failed(ExecError::ShuttingDown),
+                (_, Err(e)) => AppResponse::Failed(ExecError::Peer(format!("bad peer request: {e}"))),
+            };
+            encode(&resp)
+        })
+    }
+}
+
+/// Encodes a response; a failure (never expected for these plain types) becomes a
+/// response the caller can read, instead of an empty frame.
+fn encode(resp: &AppResponse) -> Vec<u8> {
+    postcard::to_stdvec(resp).unwrap_or_else(|e| {
+        tracing::error!("cannot encode a peer response: {e}");
+        let fallback = AppResponse::Failed(ExecError::Peer("unencodable response".into()));
+        postcard::to_stdvec(&fallback).unwrap_or_default()
+    })
+}
+
+/// Keeps the handler's type reachable for wiring.
+pub fn handler(cluster: &Arc<Cluster>) -> Arc<dyn AppHandler> {
+    Arc::new(Handler { cluster: Arc::downgrade(cluster) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(words: &[&str]) -> Vec<Bytes> {
+        words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect()
+    }
+
+    fn err_text(r: Result<impl Sized, ExecError>) -> String {
+        match r {
+            Ok(_) => panic!("accepted"),
+            Err(e) => match e.to_reply() {
+                Reply::Error(t) => t,
+                other => panic!("{other:?}"),
+            },
+        }
+    }
+
+    /// An empty argv from a peer is refused with a clear error (it used to index out of
+    /// bounds while holding the node lock).
+    #[test]
+    fn forwarded_empty_argv_is_refused() {
+        assert!(err_text(valid_write(vec![])).starts_with("ERR unknown command"));
+        assert!(err_text(valid_block(vec![b(&["SET", "k", "v"]), vec![]])).starts_with("ERR unknown command"));
+    }
+
+    /// A database index past the configured databases is refused, not indexed.
+    #[test]
+    fn forwarded_bad_db_is_refused() {
+        assert_eq!(err_text(valid_db(16, 16)), "ERR DB index is out of range");
+        assert_eq!(err_text(valid_db(u32::MAX, 16)), "ERR DB index is out of range");
+        assert_eq!(valid_db(15, 16).ok(), Some(15));
+    }
+
+    /// Unknown commands, wrong arity, internal commands, reads and session commands are
+    /// not forwarded writes.
+    #[test]
+    fn forwarded_unknown_or_non_write_commands_are_refused() {
+        assert!(err_text(valid_write(b(&["NOSUCH", "x"]))).starts_with("ERR unknown command 'NOSUCH'"));
+        assert_eq!(err_text(valid_write(b(&["SET", "k"]))), "ERR wrong number of arguments for 'set' command");
+        assert!(err_text(valid_write(b(&["spop-chosen", "k", "1", "m"]))).starts_with("ERR unknown command"));
+        assert!(err_text(valid_write(b(&["GET", "k"]))).contains("not a write command"));
+        assert!(err_text(valid_write(b(&["KEEPBIT", "CLUSTER", "STATUS"]))).contains("not a write command"));
+        assert!(err_text(valid_block(vec![b(&["MULTI"])])).contains("not allowed inside a transaction"));
+        assert_eq!(valid_write(b(&["SET", "k", "v"])).map(|c| c.spec.name).ok(), Some("set"));
+        assert_eq!(valid_block(vec![b(&["SELECT", "1"]), b(&["GET", "k"])]).map(|v| v.len()).ok(), Some(2));
+    }
+}
