@@ -17,11 +17,11 @@ use keepbit::server::Server;
 #[command(name = "keepbit", version, about = "Redis-compatible key-value store built for uninterrupted service")]
 struct Cli {
     #[command(subcommand)]
-    command: Cmd,
+    command: CliCommand,
 }
 
 #[derive(Subcommand)]
-enum Cmd {
+enum CliCommand {
     /// Run a Keepbit node.
     Server(ServerArgs),
     /// Start a local cluster on 127.0.0.1 to try Keepbit (Ctrl-C stops it).
@@ -256,11 +256,11 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Cmd::Server(args) => {
+        CliCommand::Server(args) => {
             let config = args.into_config()?;
             rt.block_on(server(config))
         }
-        Cmd::Up { nodes, data_dir, base_port, mode } => {
+        CliCommand::Up { nodes, data_dir, base_port, mode } => {
             if !(1..=9).contains(&nodes) {
                 anyhow::bail!("--nodes must be between 1 and 9");
             }
@@ -269,8 +269,8 @@ fn main() -> anyhow::Result<()> {
             }
             rt.block_on(keepbit::up::run(keepbit::up::UpOptions::new(nodes, data_dir, base_port, &mode)))
         }
-        Cmd::Cluster { node, action } => rt.block_on(cluster(node, action)),
-        Cmd::Drill(d) => {
+        CliCommand::Cluster { node, action } => rt.block_on(cluster(node, action)),
+        CliCommand::Drill(d) => {
             if !(d.duration.is_finite() && d.duration > 0.0 && d.duration < 3600.0) {
                 anyhow::bail!("--duration must be between 0 and 3600 seconds");
             }

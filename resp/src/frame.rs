@@ -1,3 +1,5 @@
+//! `Frame`: one RESP value, as decoded from the wire or about to be encoded onto it.
+
 use bytes::{Bytes, BytesMut};
 
 use crate::{encode, Proto};
@@ -11,6 +13,9 @@ pub enum Frame {
     Bulk(Bytes),
     /// `$-1`, `*-1` and RESP3's `_`.
     Null,
+    /// A null written as `*-1` in RESP2 (an aborted EXEC, a timed-out blocking pop) and
+    /// `_` in RESP3. Decoding never yields it: `*-1` reads back as `Null`.
+    NullArray,
     Array(Vec<Frame>),
     Map(Vec<(Frame, Frame)>),
     Set(Vec<Frame>),
@@ -33,6 +38,7 @@ impl Frame {
             Frame::Integer(i) => encode::integer(out, *i),
             Frame::Bulk(b) => encode::bulk(out, b),
             Frame::Null => encode::null(out, proto),
+            Frame::NullArray => encode::null_array(out, proto),
             Frame::Array(items) => {
                 encode::array_header(out, items.len());
                 items.iter().for_each(|f| f.encode(proto, out));

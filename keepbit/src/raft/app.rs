@@ -153,14 +153,16 @@ impl AppHandler for Handler {
     }
 }
 
-/// Encodes a response; a failure (never expected for these plain types) becomes a
-/// response the caller can read, instead of an empty frame.
+/// Encodes a response. Should that ever fail, the caller gets an empty answer, which it
+/// reports as a bad reply from the primary (`ExecError::Peer`): never silently a success.
 fn encode(resp: &AppResponse) -> Vec<u8> {
-    postcard::to_stdvec(resp).unwrap_or_else(|e| {
-        tracing::error!("cannot encode a peer response: {e}");
-        let fallback = AppResponse::Failed(ExecError::Peer("unencodable response".into()));
-        postcard::to_stdvec(&fallback).unwrap_or_default()
-    })
+    match postcard::to_stdvec(resp) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::error!("cannot encode a peer response: {e}");
+            Vec::new()
+        }
+    }
 }
 
 /// Keeps the handler's type reachable for wiring.

@@ -157,7 +157,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let (ks, LogPosition { applied, membership }) = self.machine.snapshot_view();
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
-            let data = ks.to_snapshot();
+            let data = ks.to_snapshot().map_err(io_err)?;
             let meta = SnapshotMeta { last_log_id: applied, last_membership: membership };
             this.persist(&meta, &data)?;
             let data = Arc::new(data);

@@ -13,7 +13,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::client::ClientShared;
+use super::clients::ClientShared;
 use super::session::{Blocked, Next, Session};
 use super::Server;
 use crate::pubsub::Push;
@@ -101,7 +101,7 @@ impl Conn {
         Ok(())
     }
 
-    fn encode(&mut self, r: &Reply) {
+    fn encode(&mut self, r: Reply) {
         r.encode(self.session.proto, &mut self.out);
     }
 
@@ -124,9 +124,9 @@ impl Conn {
                 biased;
                 _ = client.kill_signal.notified() => return Ok(()),
                 Some(p) = self.push_rx.recv() => {
-                    self.encode(&push_reply(p));
+                    self.encode(push_reply(p));
                     while let Ok(p) = self.push_rx.try_recv() {
-                        self.encode(&push_reply(p));
+                        self.encode(push_reply(p));
                     }
                 }
                 more = read_more(&mut self.rd, &mut self.buf, &srv) => if !more? { return Ok(()) },
@@ -149,21 +149,21 @@ impl Conn {
                 Err(e) => {
                     // As Redis: report the protocol error, then close.
                     tracing::debug!("protocol error from {}: {e}", self.session.client.addr);
-                    self.encode(&Reply::Error(format!("ERR {e}")));
+                    self.encode(Reply::Error(format!("ERR {e}")));
                     return Ok(false);
                 }
             };
             match self.session.handle(args).await {
-                Next::Reply(r) => self.encode(&r),
-                Next::Replies(rs) => rs.iter().for_each(|r| self.encode(r)),
+                Next::Reply(r) => self.encode(r),
+                Next::Replies(rs) => rs.into_iter().for_each(|r| self.encode(r)),
                 Next::Close(r) => {
-                    self.encode(&r);
+                    self.encode(r);
                     return Ok(false);
                 }
                 Next::Block(b) => {
                     self.flush().await?;
                     match self.wait(b).await? {
-                        Some(r) => self.encode(&r),
+                        Some(r) => self.encode(r),
                         None => return Ok(false),
                     }
                 }

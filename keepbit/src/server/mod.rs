@@ -6,10 +6,10 @@
 //! - [`session`]: one client's state and the one dispatch of session commands.
 //! - [`admin`]: CLIENT, COMMAND, INFO, CONFIG, PUBSUB; [`replication`]: ROLE, INFO
 //!   replication, WAIT, SENTINEL, KEEPBIT CLUSTER.
-//! - [`client`]: what the server can see of a connected client; [`stats`]: counters.
+//! - [`clients`]: what the server can see of connected clients; [`stats`]: counters.
 
 pub mod admin;
-pub mod client;
+pub mod clients;
 mod conn;
 mod replication;
 pub mod session;
@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::node::Node;
 use crate::pubsub::PubSub;
 use crate::raft::cluster::Cluster;
-use client::Clients;
+use clients::Clients;
 pub use conn::ConnLimits;
 use stats::Stats;
 

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use keepbit_resp::Proto;
 use tokio::sync::{mpsc, Notify};
 
-use super::client::ClientShared;
+use super::clients::ClientShared;
 use super::{admin, replication, Server};
 use crate::cmd::args::{is, lossy, parse_i64};
 use crate::cmd::{self, flags, Command, Run, SessionCmd};

@@ -70,7 +70,7 @@ fn value(v: SnapValue) -> Value {
 impl Keyspace {
     /// `[SNAPSHOT_VERSION][postcard(image)]`. Expired keys not yet deleted are kept: they
     /// are deleted by the ops that follow the snapshot, on every node alike.
-    pub fn to_snapshot(&self) -> Vec<u8> {
+    pub fn to_snapshot(&self) -> Result<Vec<u8>, postcard::Error> {
         let image = Image {
             now_ms: self.now_ms,
             dbs: self
@@ -84,8 +84,8 @@ impl Keyspace {
                 .collect(),
         };
         let mut out = vec![SNAPSHOT_VERSION];
-        out.extend(postcard::to_stdvec(&image).unwrap_or_default());
-        out
+        out.extend(postcard::to_stdvec(&image)?);
+        Ok(out)
     }
 
     pub fn from_snapshot(bytes: &[u8]) -> Result<Keyspace, SnapshotError> {
@@ -137,7 +137,7 @@ mod tests {
         db.set(b("z"), Value::ZSet(z));
         ks.db_mut(1).set(b("gone"), Value::Str(b("v")));
         ks.db_mut(1).set_expire(&b("gone"), 1500);
-        let restored = Keyspace::from_snapshot(&ks.to_snapshot()).unwrap();
+        let restored = Keyspace::from_snapshot(&ks.to_snapshot().unwrap()).unwrap();
         assert_eq!(restored, ks);
         assert_eq!(Keyspace::from_snapshot(&[]), Err(SnapshotError::Empty));
         assert!(matches!(Keyspace::from_snapshot(&[SNAPSHOT_VERSION, 200]), Err(SnapshotError::Malformed(_))));

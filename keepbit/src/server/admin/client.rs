@@ -7,7 +7,7 @@ use crate::cmd::args::{is, lossy, parse_i64};
 use crate::cmd::help_reply;
 use crate::error::CmdError;
 use crate::reply::Reply;
-use crate::server::client::ClientShared;
+use crate::server::clients::ClientShared;
 use crate::server::Server;
 
 pub fn client(srv: &Server, me: &ClientShared, a: &[Bytes]) -> Result<Reply> {
