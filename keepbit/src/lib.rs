@@ -1,21 +1,28 @@
 //! Keepbit: a Redis-compatible key-value store built for uninterrupted service.
 //!
-//! # Layout
+//! # Layout, from the socket down (each module imports only modules below it)
 //!
-//! - [`config`]: `Config`, parsed and validated once (TOML file + command-line flags).
-//! - [`error`]: typed command errors and the one mapping to RESP error replies.
-//! - [`reply`]: `Reply`, an answer independent of the protocol version it is sent in.
-//! - [`cmd`]: the command table (name, arity, flags, keys), `Command`, and one file per
-//!   command family. Reads run against a `ReadCtx`; writes only inside `store::apply`.
-//! - [`store`]: the keyspace (pure data), `Op` (the deterministic, versioned log payload)
-//!   and `apply(&Op)`, the only way the keyspace changes.
-//! - [`node`]: `Node`, which owns the keyspace: turns write commands into `Op`s
-//!   (resolving time and randomness), applies them, serves reads, wakes blocked clients,
-//!   tracks WATCHed keys and expires keys actively.
+//! - [`server`]: the TCP listener, per-connection loop (RESP2/3, pipelining, limits),
+//!   `Session` (one client's state and the one dispatch of session commands), and the
+//!   admin and replication command families (CLIENT, INFO, CONFIG, ROLE, SENTINEL …).
+//! - [`node`]: `Node`, the front of the data path: routes a parsed `Command` to a read
+//!   (after the read barrier) or to the `Executor` (writes, MULTI blocks, expiry).
+//! - [`raft`]: replication through openraft: `Cluster` (the `Executor` of a cluster
+//!   node), the role decision, the peer protocol, the durable log and snapshots.
+//! - [`machine`]: `Machine`, the replicated state (keyspace, log position, WATCH and
+//!   blocked-client registry); turns write commands into `Op`s and applies ops.
+//!   `Standalone` is the `Executor` of a node without replication.
+//! - [`cmd`]: the command table (name, arity, flags, keys), `Command`, one file per
+//!   command family, and `exec::apply`, the only way an `Op` changes the keyspace.
+//! - [`store`]: pure data: the keyspace, sorted sets, snapshots, and `Op` (the
+//!   deterministic, versioned log payload).
 //! - [`pubsub`]: channel and pattern subscriptions, bounded per-subscriber queues.
-//! - [`server`]: the TCP listener, per-connection loop (RESP2/3, pipelining, limits) and
-//!   `Session`, the per-client state machine (AUTH, MULTI, SUBSCRIBE, CLIENT …).
-//! - [`glob`]: Redis glob patterns.
+//! - Leaves: [`config`] (parsed and validated once), [`error`] (typed errors and the one
+//!   mapping to RESP replies), [`reply`] (`Reply`, protocol-independent answers),
+//!   [`clock`] (injected wall-clock time), [`glob`] (Redis glob patterns).
+//! - Tools beside the server: [`client`] (a minimal RESP client for the CLI), [`up`]
+//!   (`keepbit up`, a local cluster), [`drill`] (`keepbit drill`: fault injection,
+//!   workload history, linearizability checking, reports).
 
 pub mod client;
 pub mod clock;
