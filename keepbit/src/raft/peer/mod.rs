@@ -1,0 +1,381 @@
+//! The peer protocol and its server side.
+//!
+//! A connection carries length-delimited frames, `[len: u32 BE][postcard payload]`. The dialer
+//! opens with a [`Hello`] (magic, version, cluster secret, node id); the server answers
+//! [`HelloReply::Ok`] or refuses and closes. After that the dialer sends one [`PeerRequest`] at a
+//! time and reads its [`PeerResponse`] before sending the next.
+//!
+//! The codec is a set of small pure functions ([`encode_frame`], [`frame_len`], [`split_frame`],
+//! [`decode_payload`], [`decode_request`]); the async helpers that move frames over a socket
+//! only add timeouts and bounded buffering around them.
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::storage::RaftStateMachine;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::types::{NodeId, Snapshot, SnapshotMeta, TypeConfig, Vote};
+
+/// First field of every [`Hello`]: "KBPR".
+pub const PEER_MAGIC: u32 = u32::from_be_bytes(*b"KBPR");
+/// Bumped on any incompatible change to the frames below.
+pub const PEER_PROTOCOL_VERSION: u16 = 1;
+pub const FRAME_HEADER_BYTES: usize = 4;
+/// Hello frames (and their replies) are tiny; an unauthenticated peer can make us buffer at
+/// most this much.
+pub const HELLO_LEN_MAX_BYTES: usize = 4096;
+/// Granularity of socket reads and writes: buffers grow and timeouts restart per chunk.
+const IO_CHUNK_BYTES: usize = 1 << 20;
+/// Position of `PeerRequest::Snapshot` in the enum: the snapshot fast path writes and parses
+/// the variant by hand so the data is never copied byte by byte through serde.
+const SNAPSHOT_VARIANT: u32 = 3;
+
+/// Limits of the peer network, both sides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerLimits {
+    /// Largest frame accepted or sent; a full snapshot travels in one frame.
+    pub frame_len_max_bytes: usize,
+    /// Dialing (resolve + TCP connect) must finish within this.
+    pub connect_timeout_ms: u64,
+    /// Idle pooled connections kept per target.
+    pub idle_conns_per_peer_max: usize,
+    /// A pooled connection idle longer than this is closed instead of reused (keep it below
+    /// the server's `conn_idle_timeout_ms`).
+    pub idle_conn_ttl_ms: u64,
+    /// Concurrent calls per target; a call waits (within its deadline) for a slot.
+    pub calls_in_flight_per_peer_max: usize,
+    /// A full snapshot's deadline is `soft_ttl + len / this` (openraft's snapshot TTL is
+    /// sized for an RPC, not for sending hundreds of MiB).
+    pub snapshot_bytes_per_s_min: u64,
+    /// Server: the whole hello exchange must finish within this.
+    pub handshake_timeout_ms: u64,
+    /// Server: a connection with no request for this long is closed.
+    pub conn_idle_timeout_ms: u64,
+    /// Server: a frame that has started must make progress at least this often.
+    pub read_progress_timeout_ms: u64,
+    /// Server: a request handler (raft or app) gets this long before an error is answered.
+    pub handler_timeout_ms: u64,
+    /// Server: open inbound connections; more are closed at once.
+    pub inbound_conns_max: usize,
+}
+
+impl Default for PeerLimits {
+    fn default() -> Self {
+        PeerLimits {
+            frame_len_max_bytes: 512 << 20,
+            connect_timeout_ms: 1_000,
+            idle_conns_per_peer_max: 4,
+            idle_conn_ttl_ms: 30_000,
+            calls_in_flight_per_peer_max: 64,
+            snapshot_bytes_per_s_min: 8 << 20,
+            handshake_timeout_ms: 5_000,
+            conn_idle_timeout_ms: 120_000,
+            read_progress_timeout_ms: 10_000,
+            handler_timeout_ms: 30_000,
+            inbound_conns_max: 256,
+        }
+    }
+}
+
+pub(crate) fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+// ------------------------------------------------------------------ wire types
+
+/// The first frame on every connection.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub magic: u32,
+    pub version: u16,
+    pub cluster_secret: String,
+    pub from: NodeId,
+}
+
+impl Hello {
+    pub fn new(cluster_secret: String, from: NodeId) -> Self {
+        Hello { magic: PEER_MAGIC, version: PEER_PROTOCOL_VERSION, cluster_secret, from }
+    }
+}
+
+/// Never prints the secret.
+impl fmt::Debug for Hello {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hello")
+            .field("magic", &self.magic)
+            .field("version", &self.version)
+            .field("cluster_secret", &"<redacted>")
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelloReply {
+    Ok,
+    Refused { reason: String },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerRequest {
+    Append(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<TypeConfig>),
+    PreVote(VoteRequest<TypeConfig>),
+    /// Keep at index [`SNAPSHOT_VARIANT`].
+    Snapshot {
+        vote: Vote,
+        meta: SnapshotMeta,
+        data: Vec<u8>,
+    },
+    TransferLeader(TransferLeaderRequest<TypeConfig>),
+    /// An opaque application request (forwarded client writes …), answered by [`AppHandler`].
+    App(Vec<u8>),
+}
+
+/// The receiver's error, as text: the client only needs to know the call failed remotely.
+pub type RemoteResult<T> = Result<T, String>;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerResponse {
+    Append(RemoteResult<AppendEntriesResponse<TypeConfig>>),
+    Vote(RemoteResult<VoteResponse<TypeConfig>>),
+    PreVote(RemoteResult<VoteResponse<TypeConfig>>),
+    Snapshot(RemoteResult<SnapshotResponse<TypeConfig>>),
+    TransferLeader(RemoteResult<TransferLeaderResponse<TypeConfig>>),
+    App(Vec<u8>),
+    /// The server could not run the request at all (malformed, handler timed out, answer
+    /// too large).
+    Error(String),
+}
+
+impl PeerResponse {
+    /// For logs and errors: never the payload.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PeerResponse::Append(_) => "append",
+            PeerResponse::Vote(_) => "vote",
+            PeerResponse::PreVote(_) => "pre-vote",
+            PeerResponse::Snapshot(_) => "snapshot",
+            PeerResponse::TransferLeader(_) => "transfer-leader",
+            PeerResponse::App(_) => "app",
+            PeerResponse::Error(_) => "error",
+        }
+    }
+}
+
+// ------------------------------------------------------------------ codec (pure)
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {len_bytes} bytes exceeds the limit of {max_bytes} bytes")]
+    Oversize { len_bytes: u64, max_bytes: usize },
+    #[error("malformed payload: {0}")]
+    Decode(String),
+    #[error("cannot encode payload: {0}")]
+    Encode(String),
+    #[error("connection closed")]
+    Closed,
+    #[error("connection closed mid-frame")]
+    Truncated,
+    #[error("no frame within {0:?}")]
+    Idle(Duration),
+    #[error("no progress within {0:?}")]
+    Stalled(Duration),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The header value for a payload of `len_bytes`; the header itself caps it at `u32::MAX`.
+fn check_len(len_bytes: u64, max_bytes: usize) -> Result<u32, FrameError> {
+    match u32::try_from(len_bytes) {
+        Ok(len) if len_bytes <= max_bytes as u64 => Ok(len),
+        _ => Err(FrameError::Oversize { len_bytes, max_bytes }),
+    }
+}
+
+/// `msg` as one frame, header included.
+pub fn encode_frame<T: Serialize + ?Sized>(msg: &T, frame_len_max_bytes: usize) -> Result<Vec<u8>, FrameError> {
+    let mut frame =
+        postcard::to_extend(msg, vec![0u8; FRAME_HEADER_BYTES]).map_err(|e| FrameError::Encode(e.to_string()))?;
+    let len = check_len((frame.len() - FRAME_HEADER_BYTES) as u64, frame_len_max_bytes)?;
+    frame[..FRAME_HEADER_BYTES].copy_from_slice(&len.to_be_bytes());
+    Ok(frame)
+}
+
+/// The payload length a header announces, refused before anything is allocated for it.
+pub fn frame_len(header: [u8; FRAME_HEADER_BYTES], frame_len_max_bytes: usize) -> Result<usize, FrameError> {
+    let len = check_len(u64::from(u32::from_be_bytes(header)), frame_len_max_bytes)?;
+    Ok(len as usize)
+}
+
+/// The first whole frame in `buf`: `Ok(None)` while incomplete, else its payload and the
+/// number of bytes it used.
+pub fn split_frame(buf: &[u8], frame_len_max_bytes: usize) -> Result<Option<(&[u8], usize)>, FrameError> {
+    let Some((header, rest)) = buf.split_first_chunk::<FRAME_HEADER_BYTES>() else {
+        return Ok(None);
+    };
+    let len = frame_len(*header, frame_len_max_bytes)?;
+    Ok(rest.get(..len).map(|payload| (payload, FRAME_HEADER_BYTES + len)))
+}
+
+/// Decodes exactly one value: trailing bytes are an error, not ignored.
+pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
+    let (value, rest) = postcard::take_from_bytes(payload).map_err(|e| FrameError::Decode(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(FrameError::Decode(format!("{} trailing bytes", rest.len())));
+    }
+    Ok(value)
+}
+
+/// Decodes a request, moving a snapshot's data out of the frame instead of through serde.
+pub fn decode_request(mut payload: Vec<u8>) -> Result<PeerRequest, FrameError> {
+    let decode = |e: postcard::Error| FrameError::Decode(e.to_string());
+    let (variant, rest) = postcard::take_from_bytes::<u32>(&payload).map_err(decode)?;
+    if variant != SNAPSHOT_VARIANT {
+        return decode_payload(&payload);
+    }
+    let ((vote, meta, data_len), data) =
+        postcard::take_from_bytes::<(Vote, SnapshotMeta, u64)>(rest).map_err(decode)?;
+    if data.len() as u64 != data_len {
+        return Err(FrameError::Decode(format!("snapshot announces {data_len} bytes, frame holds {}", data.len())));
+    }
+    let head_len = payload.len() - data.len();
+    payload.drain(..head_len);
+    Ok(PeerRequest::Snapshot { vote, meta, data: payload })
+}
+
+/// A frame ready to send, in two parts so a snapshot's data is written from where it lies.
+pub struct OutFrame {
+    head: Vec<u8>,
+    body: Vec<u8>,
+}
+
+impl OutFrame {
+    pub fn message<T: Serialize + ?Sized>(msg: &T, frame_len_max_bytes: usize) -> Result<Self, FrameError> {
+        Ok(OutFrame { head: encode_frame(msg, frame_len_max_bytes)?, body: Vec::new() })
+    }
+
+    /// `PeerRequest::Snapshot { vote, meta, data }`, byte for byte, without copying `data`.
+    pub fn snapshot(
+        vote: &Vote,
+        meta: &SnapshotMeta,
+        data: Vec<u8>,
+        frame_len_max_bytes: usize,
+    ) -> Result<Self, FrameError> {
+        let fields = (SNAPSHOT_VARIANT, vote, meta, data.len() as u64);
+        let mut head = postcard::to_extend(&fields, vec![0u8; FRAME_HEADER_BYTES])
+            .map_err(|e| FrameError::Encode(e.to_string()))?;
+        let payload_len = (head.len() - FRAME_HEADER_BYTES) as u64 + data.len() as u64;
+        let len = check_len(payload_len, frame_len_max_bytes)?;
+        head[..FRAME_HEADER_BYTES].copy_from_slice(&len.to_be_bytes());
+        Ok(OutFrame { head, body: data })
+    }
+
+    pub fn parts(&self) -> [&[u8]; 2] {
+        [&self.head, &self.body]
+    }
+
+    pub fn len_bytes(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+}
+
+/// Constant-time in the content of `given` (time depends only on `expected.len()`).
+pub fn secrets_match(expected: &[u8], given: &[u8]) -> bool {
+    let mut diff = u8::from(expected.len() != given.len());
+    for (i, e) in expected.iter().enumerate() {
+        diff |= e ^ given.get(i).copied().unwrap_or(0);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// Why a hello is refused, or `Ok` to accept it.
+pub fn check_hello(hello: &Hello, secret: &str) -> Result<(), String> {
+    if hello.magic != PEER_MAGIC {
+        return Err(format!("bad magic {:#010x}", hello.magic));
+    }
+    if hello.version != PEER_PROTOCOL_VERSION {
+        return Err(format!(
+            "protocol version {} unsupported (this node speaks {PEER_PROTOCOL_VERSION})",
+            hello.version
+        ));
+    }
+    if !secrets_match(secret.as_bytes(), hello.cluster_secret.as_bytes()) {
+        return Err("wrong cluster secret".to_owned());
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ frame I/O
+
+/// Reads one frame. `idle` bounds the wait for its first byte, `progress` every later read.
+/// The buffer grows as data arrives (doubling, capped at the announced length), so a lying
+/// header costs nothing until the bytes are actually sent.
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    frame_len_max_bytes: usize,
+    idle: Duration,
+    progress: Duration,
+) -> Result<Vec<u8>, FrameError> {
+    let mut header = [0u8; FRAME_HEADER_BYTES];
+    let first = tokio::time::timeout(idle, r.read(&mut header)).await.map_err(|_| FrameError::Idle(idle))??;
+    if first == 0 {
+        return Err(FrameError::Closed);
+    }
+    match tokio::time::timeout(progress, r.read_exact(&mut header[first..])).await {
+        Err(_) => return Err(FrameError::Stalled(progress)),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Truncated),
+        Ok(Err(e)) => return Err(e.into()),
+        Ok(Ok(_)) => {}
+    }
+    let len = frame_len(header, frame_len_max_bytes)?;
+    let mut payload = Vec::with_capacity(len.min(IO_CHUNK_BYTES));
+    while payload.len() < len {
+        if payload.len() == payload.capacity() {
+            payload.reserve_exact((len - payload.len()).min(payload.capacity().max(IO_CHUNK_BYTES)));
+        }
+        let remaining = (len - payload.len()) as u64;
+        let n = tokio::time::timeout(progress, (&mut *r).take(remaining).read_buf(&mut payload))
+            .await
+            .map_err(|_| FrameError::Stalled(progress))??;
+        if n == 0 {
+            return Err(FrameError::Truncated);
+        }
+    }
+    Ok(payload)
+}
+
+/// Writes `parts` back to back and flushes; every chunk must go out within `progress`.
+pub(crate) async fn write_parts<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    parts: &[&[u8]],
+    progress: Duration,
+) -> Result<(), FrameError> {
+    for part in parts {
+        for chunk in part.chunks(IO_CHUNK_BYTES) {
+            tokio::time::timeout(progress, w.write_all(chunk)).await.map_err(|_| FrameError::Stalled(progress))??;
+        }
+    }
+    tokio::time::timeout(progress, w.flush()).await.map_err(|_| FrameError::Stalled(progress))??;
+    Ok(())
+}
+
+mod server;
+#[cfg(test)]
+mod tests;
+
+pub use server::*;

@@ -1,0 +1,259 @@
+//! The peer server: accepts peer connections, checks each hello and answers Raft and application requests.
+
+use super::*;
+
+/// Answers [`PeerRequest::App`]: forwarded client writes and other application calls.
+pub trait AppHandler: Send + Sync + 'static {
+    fn handle(&self, from: NodeId, req: Vec<u8>) -> BoxFuture<'static, Vec<u8>>;
+}
+
+/// The local raft node as the server sees it; implemented for `openraft::Raft`, and by fakes
+/// in tests. Errors come back as text and travel to the caller.
+pub trait RaftHandle: Send + Sync + 'static {
+    fn append(
+        &self,
+        req: AppendEntriesRequest<TypeConfig>,
+    ) -> BoxFuture<'static, RemoteResult<AppendEntriesResponse<TypeConfig>>>;
+    fn vote(&self, req: VoteRequest<TypeConfig>) -> BoxFuture<'static, RemoteResult<VoteResponse<TypeConfig>>>;
+    fn pre_vote(&self, req: VoteRequest<TypeConfig>) -> BoxFuture<'static, RemoteResult<VoteResponse<TypeConfig>>>;
+    fn snapshot(
+        &self,
+        vote: Vote,
+        snapshot: Snapshot,
+    ) -> BoxFuture<'static, RemoteResult<SnapshotResponse<TypeConfig>>>;
+    fn transfer_leader(
+        &self,
+        req: TransferLeaderRequest<TypeConfig>,
+    ) -> BoxFuture<'static, RemoteResult<TransferLeaderResponse<TypeConfig>>>;
+}
+
+impl<SM> RaftHandle for openraft::Raft<TypeConfig, SM>
+where
+    SM: RaftStateMachine<TypeConfig, SnapshotData = Vec<u8>>,
+{
+    fn append(
+        &self,
+        req: AppendEntriesRequest<TypeConfig>,
+    ) -> BoxFuture<'static, RemoteResult<AppendEntriesResponse<TypeConfig>>> {
+        let raft = self.clone();
+        Box::pin(async move { raft.append_entries(req).await.map_err(|e| e.to_string()) })
+    }
+
+    fn vote(&self, req: VoteRequest<TypeConfig>) -> BoxFuture<'static, RemoteResult<VoteResponse<TypeConfig>>> {
+        let raft = self.clone();
+        Box::pin(async move { raft.vote(req).await.map_err(|e| e.to_string()) })
+    }
+
+    fn pre_vote(&self, req: VoteRequest<TypeConfig>) -> BoxFuture<'static, RemoteResult<VoteResponse<TypeConfig>>> {
+        let raft = self.clone();
+        Box::pin(async move { raft.pre_vote(req).await.map_err(|e| e.to_string()) })
+    }
+
+    fn snapshot(
+        &self,
+        vote: Vote,
+        snapshot: Snapshot,
+    ) -> BoxFuture<'static, RemoteResult<SnapshotResponse<TypeConfig>>> {
+        let raft = self.clone();
+        Box::pin(async move { raft.install_full_snapshot(vote, snapshot).await.map_err(|e| e.to_string()) })
+    }
+
+    fn transfer_leader(
+        &self,
+        req: TransferLeaderRequest<TypeConfig>,
+    ) -> BoxFuture<'static, RemoteResult<TransferLeaderResponse<TypeConfig>>> {
+        let raft = self.clone();
+        Box::pin(async move { raft.handle_transfer_leader(req).await.map_err(|e| e.to_string()) })
+    }
+}
+
+struct ServerCtx {
+    raft: Box<dyn RaftHandle>,
+    app: Arc<dyn AppHandler>,
+    secret: String,
+    limits: PeerLimits,
+}
+
+/// Serves peers on `listener` with [`PeerLimits::default`] until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    raft: impl RaftHandle,
+    secret: String,
+    app: Arc<dyn AppHandler>,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_with_limits(listener, raft, secret, app, PeerLimits::default(), shutdown).await;
+}
+
+/// Serves peers on `listener` until `shutdown` resolves, one task per connection; open
+/// connections are dropped on shutdown. A peer that fails the hello or sends a malformed frame
+/// is logged and disconnected; nothing a peer sends can stop the listener.
+pub async fn serve_with_limits(
+    listener: TcpListener,
+    raft: impl RaftHandle,
+    secret: String,
+    app: Arc<dyn AppHandler>,
+    limits: PeerLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.inbound_conns_max));
+    let ctx = Arc::new(ServerCtx { raft: Box::new(raft), app, secret, limits });
+    let mut conns = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            a = listener.accept() => a,
+        };
+        reap(&mut conns);
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and similar: back off instead of spinning.
+                tracing::warn!("peer accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            let max = ctx.limits.inbound_conns_max;
+            tracing::warn!(peer = %peer, reason = %format!("{max} connections open (inbound_conns_max)"), "refused peer connection");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = ctx.clone();
+        conns.spawn(async move {
+            serve_conn(stream, peer, &ctx).await;
+            drop(slot);
+        });
+    }
+    conns.shutdown().await;
+}
+
+fn reap(conns: &mut JoinSet<()>) {
+    while let Some(done) = conns.try_join_next() {
+        if let Err(e) = done {
+            if e.is_panic() {
+                tracing::warn!("peer connection task panicked: {e}");
+            }
+        }
+    }
+}
+
+async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, peer: SocketAddr, ctx: &ServerCtx) {
+    let handshake_timeout = ms(ctx.limits.handshake_timeout_ms);
+    let from = match tokio::time::timeout(handshake_timeout, handshake(&mut io, ctx)).await {
+        Ok(Ok(from)) => from,
+        Ok(Err(reason)) => {
+            tracing::warn!(peer = %peer, reason = %reason, "refused peer connection");
+            return;
+        }
+        Err(_) => {
+            let reason = format!("no hello within {handshake_timeout:?}");
+            tracing::warn!(peer = %peer, reason = %reason, "refused peer connection");
+            return;
+        }
+    };
+    tracing::debug!(peer = %peer, from, "peer connected");
+    let idle = ms(ctx.limits.conn_idle_timeout_ms);
+    let progress = ms(ctx.limits.read_progress_timeout_ms);
+    loop {
+        let payload = match read_frame(&mut io, ctx.limits.frame_len_max_bytes, idle, progress).await {
+            Ok(p) => p,
+            Err(e @ (FrameError::Closed | FrameError::Idle(_))) => {
+                tracing::debug!(peer = %peer, from, "peer connection ends: {e}");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(peer = %peer, from, reason = %e, "dropped peer connection: bad frame");
+                return;
+            }
+        };
+        let req = match decode_request(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(peer = %peer, from, reason = %e, "dropped peer connection: malformed request");
+                let _ = send_response(&mut io, &PeerResponse::Error(format!("malformed request: {e}")), ctx).await;
+                return;
+            }
+        };
+        let Some(resp) = handle_request(&mut io, req, from, ctx).await else {
+            tracing::debug!(peer = %peer, from, "peer went away during a request");
+            return;
+        };
+        if let Err(e) = send_response(&mut io, &resp, ctx).await {
+            tracing::debug!(peer = %peer, from, "cannot answer peer: {e}");
+            return;
+        }
+    }
+}
+
+/// Reads and checks the hello, answers it, and returns the peer's node id; or why it was
+/// refused.
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S, ctx: &ServerCtx) -> Result<NodeId, String> {
+    let timeout = ms(ctx.limits.handshake_timeout_ms);
+    let payload =
+        read_frame(io, HELLO_LEN_MAX_BYTES, timeout, timeout).await.map_err(|e| format!("bad hello frame: {e}"))?;
+    let hello: Hello = decode_payload(&payload).map_err(|e| format!("malformed hello: {e}"))?;
+    let verdict = check_hello(&hello, &ctx.secret);
+    let reply = match &verdict {
+        Ok(()) => HelloReply::Ok,
+        Err(reason) => HelloReply::Refused { reason: reason.clone() },
+    };
+    let frame = encode_frame(&reply, HELLO_LEN_MAX_BYTES).map_err(|e| format!("cannot answer hello: {e}"))?;
+    let sent = write_parts(io, &[&frame], timeout).await;
+    verdict.map_err(|reason| format!("{reason} (node {})", hello.from))?;
+    sent.map_err(|e| format!("cannot answer hello: {e}"))?;
+    Ok(hello.from)
+}
+
+/// Runs the request; `None` if the peer closed (or broke the one-request-at-a-time rule)
+/// meanwhile, which abandons the handler.
+async fn handle_request<S: AsyncRead + Unpin>(
+    io: &mut S,
+    req: PeerRequest,
+    from: NodeId,
+    ctx: &ServerCtx,
+) -> Option<PeerResponse> {
+    let mut budget = ms(ctx.limits.handler_timeout_ms);
+    if let PeerRequest::Snapshot { data, .. } = &req {
+        budget += transfer_budget(data.len(), ctx.limits.snapshot_bytes_per_s_min);
+    }
+    let work = tokio::time::timeout(budget, dispatch(ctx, from, req));
+    let mut probe = [0u8; 1];
+    tokio::select! {
+        r = work => Some(r.unwrap_or_else(|_| PeerResponse::Error(format!("handler timed out after {budget:?}")))),
+        _ = io.read(&mut probe) => None,
+    }
+}
+
+/// Time to move `len_bytes` at `bytes_per_s` (the minimum acceptable rate).
+pub(crate) fn transfer_budget(len_bytes: usize, bytes_per_s: u64) -> Duration {
+    ms((len_bytes as u64).saturating_mul(1000) / bytes_per_s.max(1))
+}
+
+async fn dispatch(ctx: &ServerCtx, from: NodeId, req: PeerRequest) -> PeerResponse {
+    match req {
+        PeerRequest::Append(r) => PeerResponse::Append(ctx.raft.append(r).await),
+        PeerRequest::Vote(r) => PeerResponse::Vote(ctx.raft.vote(r).await),
+        PeerRequest::PreVote(r) => PeerResponse::PreVote(ctx.raft.pre_vote(r).await),
+        PeerRequest::Snapshot { vote, meta, data } => {
+            PeerResponse::Snapshot(ctx.raft.snapshot(vote, Snapshot { meta, snapshot: data }).await)
+        }
+        PeerRequest::TransferLeader(r) => PeerResponse::TransferLeader(ctx.raft.transfer_leader(r).await),
+        PeerRequest::App(r) => PeerResponse::App(ctx.app.handle(from, r).await),
+    }
+}
+
+async fn send_response<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    resp: &PeerResponse,
+    ctx: &ServerCtx,
+) -> Result<(), FrameError> {
+    let max = ctx.limits.frame_len_max_bytes;
+    let frame = match encode_frame(resp, max) {
+        Ok(f) => f,
+        Err(e) => encode_frame(&PeerResponse::Error(format!("cannot send {} response: {e}", resp.kind())), max)?,
+    };
+    write_parts(io, &[&frame], ms(ctx.limits.read_progress_timeout_ms)).await
+}
