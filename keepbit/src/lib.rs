@@ -19,11 +19,13 @@
 //! - [`pubsub`]: channel and pattern subscriptions, bounded per-subscriber queues.
 //! - Leaves: [`config`] (parsed and validated once), [`error`] (typed errors and the one
 //!   mapping to RESP replies), [`reply`] (`Reply`, protocol-independent answers),
-//!   [`clock`] (injected wall-clock time), [`glob`] (Redis glob patterns).
+//!   [`clock`] (injected wall-clock time), [`glob`] (Redis glob patterns), [`atomic_file`]
+//!   (crash-safe file replacement for snapshots and the log's metadata).
 //! - Tools beside the server: [`client`] (a minimal RESP client for the CLI), [`up`]
 //!   (`keepbit up`, a local cluster), [`drill`] (`keepbit drill`: fault injection,
 //!   workload history, linearizability checking, reports).
 
+pub mod atomic_file;
 pub mod client;
 pub mod clock;
 pub mod cmd;

@@ -25,7 +25,7 @@ pub struct LocalNode {
 }
 
 /// Where the drill's faults land.
-pub enum Cluster {
+pub enum Testbed {
     Local(LocalCluster),
     /// An operator's cluster: faults run `fault_command`, heals `heal_command`, with
     /// `{action}` (kill, pause, isolate, …) and `{node}` (client address) substituted.
@@ -333,18 +333,18 @@ pub async fn applied(addr: &str) -> Option<u64> {
     text(&reply)?.lines().find_map(|l| l.strip_prefix("master_repl_offset:")).and_then(|v| v.trim().parse().ok())
 }
 
-impl Cluster {
+impl Testbed {
     pub fn addrs(&self) -> Vec<String> {
         match self {
-            Cluster::Local(c) => c.addrs(),
-            Cluster::External { addrs, .. } => addrs.clone(),
+            Testbed::Local(c) => c.addrs(),
+            Testbed::External { addrs, .. } => addrs.clone(),
         }
     }
 
     pub async fn apply(&mut self, fault: Fault) -> anyhow::Result<String> {
         match self {
-            Cluster::Local(c) => c.apply(fault).await,
-            Cluster::External { addrs, fault_command, heal_command } => {
+            Testbed::Local(c) => c.apply(fault).await,
+            Testbed::External { addrs, fault_command, heal_command } => {
                 let primary = primary_of(addrs).await.unwrap_or_default();
                 let (action, template) = match fault {
                     Fault::Kill(_) => ("kill", &*fault_command),
@@ -362,11 +362,11 @@ impl Cluster {
 
     pub async fn settle(&mut self, deadline: Duration) -> anyhow::Result<()> {
         match self {
-            Cluster::Local(c) => {
+            Testbed::Local(c) => {
                 c.heal_all().await?;
                 c.wait_settled(deadline).await
             }
-            Cluster::External { addrs, .. } => {
+            Testbed::External { addrs, .. } => {
                 let end = Instant::now() + deadline;
                 while primary_of(addrs).await.is_none() {
                     if Instant::now() > end {
@@ -381,8 +381,8 @@ impl Cluster {
 
     pub fn node_ids(&self) -> BTreeSet<u64> {
         match self {
-            Cluster::Local(c) => c.nodes.iter().map(|n| n.id).collect(),
-            Cluster::External { addrs, .. } => (1..=addrs.len() as u64).collect(),
+            Testbed::Local(c) => c.nodes.iter().map(|n| n.id).collect(),
+            Testbed::External { addrs, .. } => (1..=addrs.len() as u64).collect(),
         }
     }
 }

@@ -11,7 +11,7 @@ use keepbit_resp::Frame;
 
 use super::checker::{self, FinalState};
 use super::history::{Action, Event};
-use super::nemesis::{self, Cluster, LocalCluster};
+use super::nemesis::{self, LocalCluster, Testbed};
 use super::report;
 use super::scenario::{self, Scenario};
 use super::workload::{self, Keys, WorkloadOptions};
@@ -98,16 +98,16 @@ pub async fn run(o: DrillOptions) -> anyhow::Result<bool> {
             let _ = std::fs::remove_dir_all(&dir);
             let mut up = UpOptions::new(nodes, dir, free_base_port(), &o.mode);
             up.distinct_ips = true;
-            Cluster::Local(LocalCluster::start(&up, exe.clone(), o.server_args.clone()).await?)
+            Testbed::Local(LocalCluster::start(&up, exe.clone(), o.server_args.clone()).await?)
         } else {
-            Cluster::External {
+            Testbed::External {
                 addrs: o.target.clone(),
                 fault_command: o.fault_command.clone().unwrap_or_default(),
                 heal_command: o.heal_command.clone().unwrap_or_default(),
             }
         };
         let result = run_group(&o, &mut cluster, &group, &progress, &mut rounds).await;
-        if let Cluster::Local(c) = &mut cluster {
+        if let Testbed::Local(c) = &mut cluster {
             c.shutdown().await;
         }
         result?;
@@ -132,7 +132,7 @@ pub async fn run(o: DrillOptions) -> anyhow::Result<bool> {
 
 async fn run_group(
     o: &DrillOptions,
-    cluster: &mut Cluster,
+    cluster: &mut Testbed,
     group: &[&Scenario],
     progress: &report::Progress,
     rounds: &mut Vec<Round>,
@@ -149,7 +149,7 @@ async fn run_group(
 
 async fn run_round(
     o: &DrillOptions,
-    cluster: &mut Cluster,
+    cluster: &mut Testbed,
     s: &Scenario,
     round: u32,
     progress: &report::Progress,

@@ -16,14 +16,14 @@ use tokio::sync::watch;
 
 use super::app::{self, AppRequest, AppResponse};
 use super::contact::ContactRecorder;
-use super::log_store::{FsyncPolicy, LogOptions, LogStore};
+use super::log_store::{LogOptions, LogStore};
 use super::network::{Network, PeerLimits};
 use super::peer;
 use super::role::{self, LeaderContact, RoleView};
 use super::state_machine::StateMachine;
 use super::types::{LogPosition, Member, NodeId, Request, Response, TypeConfig};
 use crate::clock::Clock;
-use crate::config::{ClusterConfig, Config, Fsync};
+use crate::config::{ClusterConfig, Config};
 use crate::error::{ExecError, OutcomeUnknown};
 use crate::machine::{Machine, Written};
 use crate::store::Op;
@@ -80,12 +80,7 @@ impl Cluster {
         let me = cc.me().cloned().ok_or_else(|| anyhow::anyhow!("node {} is not in cluster.peers", cc.node_id))?;
         let peer_addr: SocketAddr = me.addr.parse()?;
         let dir = config.data_dir.join("raft");
-        let fsync = match cc.fsync {
-            Fsync::Always => FsyncPolicy::Always,
-            Fsync::Batch => FsyncPolicy::Batch,
-            Fsync::Os => FsyncPolicy::Os,
-        };
-        let log = LogStore::open(&dir.join("log"), LogOptions { fsync, ..LogOptions::default() }).await?;
+        let log = LogStore::open(&dir.join("log"), LogOptions { fsync: cc.fsync, ..LogOptions::default() }).await?;
         let sm = StateMachine::open(&dir.join("state"), machine.clone())?;
         let limits = PeerLimits { frame_len_max_bytes: cc.peer_frame_len_max_bytes, ..PeerLimits::default() };
         let network = Network::new(peer_addr.ip(), cc.secret.clone(), limits.clone()).with_node_id(cc.node_id);

@@ -15,6 +15,7 @@ use openraft::{EntryPayload, OptionalSend};
 use serde::{Deserialize, Serialize};
 
 use super::types::{LogId, LogPosition, Response, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::atomic_file::write_atomic;
 use crate::machine::Machine;
 use crate::reply::Reply;
 use crate::store::Keyspace;
@@ -37,18 +38,6 @@ pub struct StateMachine {
 
 fn io_err(msg: impl std::fmt::Display) -> io::Error {
     io::Error::other(msg.to_string())
-}
-
-/// Writes `bytes` to `dir/name` so that a crash leaves either the old or the new file.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, dir.join(name))?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 impl StateMachine {

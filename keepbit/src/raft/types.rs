@@ -71,6 +71,3 @@ pub struct LogPosition {
     pub applied: Option<LogId>,
     pub membership: StoredMembership,
 }
-
-#[doc(hidden)]
-pub type Node = Member; // TEMP until the peer split lands

@@ -67,7 +67,7 @@ enum Kind {
 
 /// One operation that constrains the register.
 #[derive(Clone, Copy, Debug)]
-struct Op {
+struct Call {
     /// Index into the caller's events.
     event: usize,
     kind: Kind,
@@ -92,7 +92,7 @@ enum Search {
 
 struct History {
     /// Sorted by call time.
-    ops: Vec<Op>,
+    ops: Vec<Call>,
     initial: u32,
     /// For each interned value, the writes of it (indices into `ops`).
     writers: Vec<Vec<usize>>,
@@ -119,7 +119,7 @@ impl History {
             // A clock that ran backwards widens the interval rather than breaking it.
             let call_us = e.invoke_us.min(e.complete_us);
             let return_us = e.invoke_us.max(e.complete_us);
-            ops.push(Op { event, kind, value: intern(value), call_us, return_us, pending });
+            ops.push(Call { event, kind, value: intern(value), call_us, return_us, pending });
         }
         ops.sort_by_key(|op| (op.call_us, op.event));
         let mut writers = vec![Vec::new(); ids.len()];
@@ -216,7 +216,7 @@ impl History {
 
     /// Is the sub-history made of `subset` (indices into `ops`, sorted) linearizable?
     fn search(&self, subset: &[usize], deadline: Option<Instant>) -> Search {
-        let ops: Vec<Op> = subset.iter().map(|&i| self.ops[i]).collect();
+        let ops: Vec<Call> = subset.iter().map(|&i| self.ops[i]).collect();
         let mut list = EntryList::new(&ops);
         let mut done = Linearized::new(&ops, self.writers.len());
         let mut cache: HashSet<(Vec<u64>, u32)> = HashSet::new();
@@ -300,7 +300,7 @@ struct Linearized {
 }
 
 impl Linearized {
-    fn new(ops: &[Op], values: usize) -> Linearized {
+    fn new(ops: &[Call], values: usize) -> Linearized {
         let mut reads_left = vec![0u32; values];
         for op in ops.iter().filter(|op| op.kind == Kind::Read) {
             reads_left[op.value as usize] += 1;
@@ -314,7 +314,7 @@ impl Linearized {
         Linearized { bits, reads_left, pending, pending_mask }
     }
 
-    fn set(&mut self, i: usize, op: &Op, linearized: bool) {
+    fn set(&mut self, i: usize, op: &Call, linearized: bool) {
         self.bits[i / 64] ^= 1 << (i % 64);
         if op.kind == Kind::Read {
             let left = &mut self.reads_left[op.value as usize];
@@ -322,14 +322,14 @@ impl Linearized {
         }
     }
 
-    fn unobservable(&self, op: &Op) -> bool {
+    fn unobservable(&self, op: &Call) -> bool {
         op.pending && self.reads_left[op.value as usize] == 0
     }
 
     /// The cache key, compact: operations are numbered in call order, and all before the
     /// first acknowledged operation not yet linearized (`first`) are linearized, so only the
     /// live unknown writes before it and the words from it on are spelled out.
-    fn key(&self, ops: &[Op], value: u32) -> (Vec<u64>, u32) {
+    fn key(&self, ops: &[Call], value: u32) -> (Vec<u64>, u32) {
         let first = self.first_open(ops.len());
         let split = self.pending.partition_point(|&p| p < first);
         let (before, after) = self.pending.split_at(split);
@@ -378,7 +378,7 @@ struct EntryList {
 }
 
 impl EntryList {
-    fn new(ops: &[Op]) -> EntryList {
+    fn new(ops: &[Call]) -> EntryList {
         let mut entries: Vec<Entry> =
             (0..ops.len()).flat_map(|op| [true, false].map(|call| Entry { op, call })).collect();
         // Calls sort before returns at the same instant: touching intervals count as

@@ -167,11 +167,11 @@ pub(super) fn write_round_html(out: &mut String, round: &Round) -> fmt::Result {
 }
 
 /// Geometry of one timeline; x in microseconds maps onto the plot's width.
-pub(super) struct Frame {
+pub(super) struct Plot {
     pub(super) span_us: u64,
 }
 
-impl Frame {
+impl Plot {
     pub(super) const WIDTH: f64 = 1200.0;
     pub(super) const LEFT: f64 = 56.0;
     pub(super) const RIGHT: f64 = 16.0;
@@ -204,7 +204,7 @@ pub(super) fn write_timeline(out: &mut String, round: &Round) -> fmt::Result {
     let span_us = span_us(round);
     let width_us = bucket_width_us(span_us);
     let buckets = bucket_counts(&round.events, span_us, width_us);
-    let frame = Frame { span_us };
+    let frame = Plot { span_us };
     writeln!(
         out,
         "<div class=\"legend\"><span><i style=\"background:{GREEN}\"></i>ok</span>\
@@ -220,8 +220,8 @@ pub(super) fn write_timeline(out: &mut String, round: &Round) -> fmt::Result {
         out,
         "<svg class=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
          viewBox=\"0 0 {w} {h}\" font-family=\"system-ui, sans-serif\" font-size=\"11\">",
-        w = Frame::WIDTH,
-        h = Frame::HEIGHT
+        w = Plot::WIDTH,
+        h = Plot::HEIGHT
     )?;
     write_bars(out, &frame, &buckets, width_us)?;
     write_axis(out, &frame)?;
@@ -235,9 +235,9 @@ pub(super) fn write_timeline(out: &mut String, round: &Round) -> fmt::Result {
     Ok(())
 }
 
-pub(super) fn write_bars(out: &mut String, frame: &Frame, buckets: &[Bucket], width_us: u64) -> fmt::Result {
+pub(super) fn write_bars(out: &mut String, frame: &Plot, buckets: &[Bucket], width_us: u64) -> fmt::Result {
     let peak = buckets.iter().map(Bucket::total).max().unwrap_or(0).max(1);
-    let scale = Frame::PLOT_HEIGHT / f64::from(peak);
+    let scale = Plot::PLOT_HEIGHT / f64::from(peak);
     let bottom = frame.plot_bottom();
     writeln!(out, "<g shape-rendering=\"crispEdges\">")?;
     for (i, bucket) in buckets.iter().enumerate() {
@@ -259,9 +259,9 @@ pub(super) fn write_bars(out: &mut String, frame: &Frame, buckets: &[Bucket], wi
         out,
         "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{peak}</text>\
          <text x=\"{:.1}\" y=\"{bottom:.1}\" text-anchor=\"end\">0</text>",
-        Frame::LEFT - 4.0,
-        Frame::PLOT_TOP + 10.0,
-        Frame::LEFT - 4.0
+        Plot::LEFT - 4.0,
+        Plot::PLOT_TOP + 10.0,
+        Plot::LEFT - 4.0
     )
 }
 
@@ -273,7 +273,7 @@ pub(super) fn tick_step_us(span_us: u64) -> u64 {
     step_ms * 1000
 }
 
-pub(super) fn write_axis(out: &mut String, frame: &Frame) -> fmt::Result {
+pub(super) fn write_axis(out: &mut String, frame: &Plot) -> fmt::Result {
     let bottom = frame.plot_bottom();
     let (left, right) = (frame.x(0), frame.x(frame.span_us));
     writeln!(
@@ -284,7 +284,7 @@ pub(super) fn write_axis(out: &mut String, frame: &Frame) -> fmt::Result {
     writeln!(
         out,
         "<line x1=\"{left:.1}\" y1=\"{:.1}\" x2=\"{left:.1}\" y2=\"{bottom:.1}\" stroke=\"#333\"/>",
-        Frame::PLOT_TOP
+        Plot::PLOT_TOP
     )?;
     let step_us = tick_step_us(frame.span_us);
     for tick_us in (0..=frame.span_us).step_by(step_us as usize) {
@@ -305,12 +305,12 @@ pub(super) fn write_axis(out: &mut String, frame: &Frame) -> fmt::Result {
     Ok(())
 }
 
-pub(super) fn write_marks(out: &mut String, frame: &Frame, marks: &[Mark]) -> fmt::Result {
+pub(super) fn write_marks(out: &mut String, frame: &Plot, marks: &[Mark]) -> fmt::Result {
     for (i, mark) in marks.iter().take(MARKERS_MAX).enumerate() {
         let color = if mark.kind == "fault" { RED } else { BLUE };
         let x = frame.x(mark.at_us);
         let label_y = 14.0 + 14.0 * (i % 2) as f64;
-        let anchor = if x > Frame::WIDTH * 0.75 { "end" } else { "start" };
+        let anchor = if x > Plot::WIDTH * 0.75 { "end" } else { "start" };
         let what = escape(&mark.what);
         writeln!(
             out,
@@ -328,7 +328,7 @@ pub(super) fn write_marks(out: &mut String, frame: &Frame, marks: &[Mark]) -> fm
     Ok(())
 }
 
-pub(super) fn write_leaders(out: &mut String, frame: &Frame, leaders: &[LeaderChange]) -> fmt::Result {
+pub(super) fn write_leaders(out: &mut String, frame: &Plot, leaders: &[LeaderChange]) -> fmt::Result {
     for (i, change) in leaders.iter().take(MARKERS_MAX).enumerate() {
         let x = frame.x(change.at_us);
         let y = frame.plot_bottom() + 34.0 + 18.0 * (i % 2) as f64;
@@ -343,7 +343,7 @@ pub(super) fn write_leaders(out: &mut String, frame: &Frame, leaders: &[LeaderCh
              <text x=\"{tx:.1}\" y=\"{ty:.1}\" fill=\"{color}\">term {term} → {leader}</text></g>",
             at = change.at_us as f64 / 1e6,
             term = change.term,
-            top = Frame::PLOT_TOP,
+            top = Plot::PLOT_TOP,
             bottom = frame.plot_bottom(),
             d1 = y - 10.0,
             tx = x + 7.0,

@@ -55,4 +55,4 @@ use summary::*;
 pub use html::to_html;
 pub use json::to_json;
 pub use progress::Progress;
-pub use summary::{percentiles, summarize, summary_table, ScenarioSummary, Stats};
+pub use summary::{percentiles, summarize, summary_table, Percentiles, ScenarioSummary};

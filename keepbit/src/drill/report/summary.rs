@@ -4,7 +4,7 @@ use super::*;
 
 /// Order statistics of a sample, nearest-rank.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Stats {
+pub struct Percentiles {
     pub count: usize,
     pub min: f64,
     pub p50: f64,
@@ -15,14 +15,20 @@ pub struct Stats {
 /// Nearest-rank percentiles (the p-th percentile is the smallest value with at least p%
 /// of the sample at or below it, so it is always an observed value). NaNs are ignored;
 /// `None` when nothing is left.
-pub fn percentiles(values: &[f64]) -> Option<Stats> {
+pub fn percentiles(values: &[f64]) -> Option<Percentiles> {
     let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
     if sorted.is_empty() {
         return None;
     }
     sorted.sort_by(f64::total_cmp);
     let rank = |pct: usize| sorted[(pct * sorted.len()).div_ceil(100).max(1) - 1];
-    Some(Stats { count: sorted.len(), min: sorted[0], p50: rank(50), p99: rank(99), max: sorted[sorted.len() - 1] })
+    Some(Percentiles {
+        count: sorted.len(),
+        min: sorted[0],
+        p50: rank(50),
+        p99: rank(99),
+        max: sorted[sorted.len() - 1],
+    })
 }
 
 /// One scenario's rounds, aggregated.
@@ -36,9 +42,9 @@ pub struct ScenarioSummary {
     pub ok: u64,
     pub failed: u64,
     pub unknown: u64,
-    pub write_gap_ms: Option<Stats>,
-    pub new_primary_ms: Option<Stats>,
-    pub detection_ms: Option<Stats>,
+    pub write_gap_ms: Option<Percentiles>,
+    pub new_primary_ms: Option<Percentiles>,
+    pub detection_ms: Option<Percentiles>,
     pub lost: usize,
     pub duplicated: usize,
     pub phantom: usize,
@@ -68,7 +74,7 @@ pub fn summarize(rounds: &[Round]) -> Vec<ScenarioSummary> {
 }
 
 pub(super) fn summarize_scenario(scenario: &str, rounds: &[&Round]) -> ScenarioSummary {
-    let figures = |f: fn(&Round) -> Option<f64>| -> Option<Stats> {
+    let figures = |f: fn(&Round) -> Option<f64>| -> Option<Percentiles> {
         percentiles(&rounds.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
     };
     let count = |f: fn(&CheckReport) -> usize| rounds.iter().map(|r| f(&r.check)).sum();
@@ -153,7 +159,7 @@ pub(super) const TABLE_HEADER: [&str; 17] = [
 ];
 
 pub(super) fn table_row(s: &ScenarioSummary) -> [String; 17] {
-    let ms = |stats: Option<Stats>, f: fn(&Stats) -> f64| match stats {
+    let ms = |stats: Option<Percentiles>, f: fn(&Percentiles) -> f64| match stats {
         Some(stats) => format!("{:.1}", f(&stats)),
         None => "-".to_string(),
     };

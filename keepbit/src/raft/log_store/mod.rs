@@ -8,7 +8,7 @@
 //!   fsync, rename, directory fsync).
 //!
 //! One writer thread owns the files and performs all write I/O in queue order, so votes,
-//! appends, truncations and purges never reorder. Under [`FsyncPolicy::Batch`] it drains the
+//! appends, truncations and purges never reorder. Under [`Fsync::Batch`] it drains the
 //! queue, writes every queued append, issues one `fdatasync` and only then completes their
 //! `IOFlushed` callbacks (group commit). Readers never touch the disk: live entries are kept
 //! in memory (bounded by openraft's snapshot + purge policy) and inserted before `append`
@@ -29,6 +29,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::types::{Entry, LogId, TypeConfig, Vote};
+use crate::atomic_file::write_atomic_with;
+pub use crate::config::Fsync;
 
 pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 * 1024 * 1024;
 const SEGMENT_SIZE_BYTES_MIN: u64 = 4 * 1024;
@@ -41,34 +43,20 @@ const QUEUED_COMMANDS_MAX: usize = 4096;
 /// Commands the writer takes into one group commit.
 const BATCH_COMMANDS_MAX: usize = 1024;
 const META_FILE: &str = "meta";
-const META_TMP_FILE: &str = "meta.tmp";
 const META_FORMAT_VERSION: u32 = 1;
 const SEGMENT_SUFFIX: &str = ".log";
 const SEGMENT_NAME_DIGITS: usize = 20;
-
-/// When appended entries are fsynced before their `IOFlushed` callback completes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FsyncPolicy {
-    /// One fsync per `append` call.
-    Always,
-    /// Group commit: one fsync for every append queued while the previous one ran.
-    #[default]
-    Batch,
-    /// Never fsync; callbacks complete once the data is written to the OS.
-    Os,
-}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogOptions {
     pub segment_size_bytes: u64,
-    pub fsync: FsyncPolicy,
+    pub fsync: Fsync,
 }
 
 impl Default for LogOptions {
     fn default() -> Self {
-        LogOptions { segment_size_bytes: DEFAULT_SEGMENT_SIZE_BYTES, fsync: FsyncPolicy::default() }
+        LogOptions { segment_size_bytes: DEFAULT_SEGMENT_SIZE_BYTES, fsync: Fsync::default() }
     }
 }
 
@@ -145,7 +133,7 @@ impl State {
 
 type Done = oneshot::Sender<io::Result<()>>;
 
-enum Cmd {
+enum Job {
     Append {
         entries: Vec<Entry>,
         callback: IOFlushed<TypeConfig>,
@@ -172,7 +160,7 @@ enum Cmd {
 }
 
 struct Queued {
-    cmd: Cmd,
+    cmd: Job,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -205,7 +193,7 @@ impl LogStore {
     pub async fn flush(&self) -> io::Result<()> {
         let permit = self.permit().await?;
         let (done, rx) = oneshot::channel();
-        self.send(Cmd::Flush { done }, permit)?;
+        self.send(Job::Flush { done }, permit)?;
         wait(rx).await
     }
 
@@ -218,7 +206,7 @@ impl LogStore {
         permits.acquire_owned().await.map_err(|_| LogError::WriterGone.into())
     }
 
-    fn send(&self, cmd: Cmd, permit: OwnedSemaphorePermit) -> io::Result<()> {
+    fn send(&self, cmd: Job, permit: OwnedSemaphorePermit) -> io::Result<()> {
         let queued = Queued { cmd, _permit: permit };
         self.shared.queue.send(queued).map_err(|_| LogError::WriterGone.into())
     }
@@ -282,7 +270,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote) -> io::Result<()> {
         let permit = self.permit().await?;
         let (done, rx) = oneshot::channel();
-        self.send(Cmd::SaveVote { vote: *vote, done }, permit)?;
+        self.send(Job::SaveVote { vote: *vote, done }, permit)?;
         wait(rx).await?;
         self.state().vote = Some(*vote);
         Ok(())
@@ -294,7 +282,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let permit = self.permit().await?;
         let mut state = self.state();
         state.committed = committed;
-        self.send(Cmd::SaveCommitted { committed }, permit)
+        self.send(Job::SaveCommitted { committed }, permit)
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
@@ -321,7 +309,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             state.log.insert(entry.log_id.index, entry.clone());
         }
         // Sent under the lock so queue order is log order even across clones.
-        self.send(Cmd::Append { entries, callback }, permit)
+        self.send(Job::Append { entries, callback }, permit)
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
@@ -331,7 +319,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         {
             let mut state = self.state();
             state.log.split_off(&index);
-            self.send(Cmd::TruncateFrom { index, done }, permit)?;
+            self.send(Job::TruncateFrom { index, done }, permit)?;
         }
         wait(rx).await
     }
@@ -346,7 +334,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             state.log = state.log.split_off(&log_id.index.saturating_add(1));
             state.last_purged = Some(log_id);
-            self.send(Cmd::Purge { log_id, done }, permit)?;
+            self.send(Job::Purge { log_id, done }, permit)?;
         }
         wait(rx).await
     }

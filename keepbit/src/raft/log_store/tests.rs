@@ -41,7 +41,7 @@ fn entries(term: u64, indexes: std::ops::Range<u64>, data_bytes: usize) -> Vec<E
 }
 
 fn tiny_segments() -> LogOptions {
-    LogOptions { segment_size_bytes: 4096, fsync: FsyncPolicy::Batch }
+    LogOptions { segment_size_bytes: 4096, fsync: Fsync::Batch }
 }
 
 async fn open(dir: &TempDir, opts: LogOptions) -> LogStore {
@@ -233,7 +233,7 @@ async fn group_commit_uses_fewer_fsyncs_than_appends() {
 #[tokio::test]
 async fn fsync_policies_always_and_os() {
     let dir = TempDir::new("always");
-    let mut store = open(&dir, LogOptions { fsync: FsyncPolicy::Always, ..LogOptions::default() }).await;
+    let mut store = open(&dir, LogOptions { fsync: Fsync::Always, ..LogOptions::default() }).await;
     let mut pending = Vec::new();
     for i in 0..20 {
         let (tx, rx) = TypeConfig::oneshot();
@@ -246,12 +246,12 @@ async fn fsync_policies_always_and_os() {
     assert!(store.fsync_count() >= 20, "{} fsyncs", store.fsync_count());
 
     let dir = TempDir::new("os");
-    let mut store = open(&dir, LogOptions { fsync: FsyncPolicy::Os, ..tiny_segments() }).await;
+    let mut store = open(&dir, LogOptions { fsync: Fsync::Os, ..tiny_segments() }).await;
     append_durably(&mut store, entries(1, 0..40, 500)).await;
     store.save_vote(&Vote::new(1, 1)).await.expect("vote");
     assert_eq!(store.fsync_count(), 0);
     drop(store);
-    let mut store = open(&dir, LogOptions { fsync: FsyncPolicy::Os, ..tiny_segments() }).await;
+    let mut store = open(&dir, LogOptions { fsync: Fsync::Os, ..tiny_segments() }).await;
     assert_eq!(read_all(&mut store).await.len(), 40);
 }
 

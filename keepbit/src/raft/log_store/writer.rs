@@ -22,7 +22,7 @@ impl Writer {
             fs::create_dir_all(&dir)?;
             // The new directory's own entry must survive a crash too.
             let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            if opts.fsync != FsyncPolicy::Os {
+            if opts.fsync != Fsync::Os {
                 File::open(parent)?.sync_all()?;
             }
         }
@@ -108,33 +108,33 @@ impl Writer {
         let mut unflushed = Vec::new();
         for queued in batch {
             match queued.cmd {
-                Cmd::Append { entries, callback } => {
+                Job::Append { entries, callback } => {
                     match self.guarded(|w| w.write_entries(&entries)) {
                         Ok(()) => unflushed.push(callback),
                         Err(e) => callback.io_completed(Err(e)),
                     }
-                    if self.opts.fsync == FsyncPolicy::Always {
+                    if self.opts.fsync == Fsync::Always {
                         self.flush_appends(&mut unflushed);
                     }
                 }
-                Cmd::SaveCommitted { committed } => {
+                Job::SaveCommitted { committed } => {
                     self.meta.committed = committed;
                     self.meta_dirty = true;
                 }
-                Cmd::SaveVote { vote, done } => {
+                Job::SaveVote { vote, done } => {
                     self.flush_appends(&mut unflushed);
                     self.meta.vote = Some(vote);
                     let _ = done.send(self.guarded(|w| w.persist_meta(true)));
                 }
-                Cmd::TruncateFrom { index, done } => {
+                Job::TruncateFrom { index, done } => {
                     self.flush_appends(&mut unflushed);
                     let _ = done.send(self.guarded(|w| w.truncate_from(index)));
                 }
-                Cmd::Purge { log_id, done } => {
+                Job::Purge { log_id, done } => {
                     self.flush_appends(&mut unflushed);
                     let _ = done.send(self.guarded(|w| w.purge(log_id)));
                 }
-                Cmd::Flush { done } => {
+                Job::Flush { done } => {
                     self.flush_appends(&mut unflushed);
                     let _ = done.send(self.guarded(|w| w.persist_meta_if_dirty()));
                 }
@@ -308,15 +308,7 @@ impl Writer {
         let payload = postcard::to_stdvec(&self.meta).map_err(io::Error::other)?;
         let mut buf = Vec::with_capacity(payload.len() + RECORD_HEADER_BYTES as usize);
         push_record(&mut buf, &payload);
-        let tmp = self.dir.join(META_TMP_FILE);
-        let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
-        file.write_all(&buf)?;
-        self.sync_all(&file)?;
-        drop(file);
-        fs::rename(&tmp, self.dir.join(META_FILE))?;
-        if durable_rename {
-            self.sync_dir()?;
-        }
+        write_atomic_with(&self.dir, META_FILE, &buf, durable_rename, |f| self.sync_all(f))?;
         self.meta_dirty = false;
         Ok(())
     }
@@ -334,7 +326,7 @@ impl Writer {
     }
 
     pub(super) fn counted_sync(&self, sync: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
-        if self.opts.fsync == FsyncPolicy::Os {
+        if self.opts.fsync == Fsync::Os {
             return Ok(());
         }
         sync()?;

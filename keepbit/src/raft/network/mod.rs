@@ -32,7 +32,7 @@ use super::peer::{
     decode_payload, encode_frame, ms, read_frame, transfer_budget, write_parts, FrameError, Hello, HelloReply,
     OutFrame, PeerRequest, PeerResponse, RemoteResult, HELLO_LEN_MAX_BYTES,
 };
-use super::types::{Node, NodeId, Snapshot, TypeConfig, Vote};
+use super::types::{Member, NodeId, Snapshot, TypeConfig, Vote};
 
 /// Why a peer call failed. `Timeout` and `ConnectionLost` leave the outcome unknown: the
 /// request may have run.
@@ -320,7 +320,7 @@ impl Network {
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerClient {
+    async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerClient {
         PeerClient { pools: self.pools.clone(), node_id: self.node_id, target, addr: node.addr.clone() }
     }
 }

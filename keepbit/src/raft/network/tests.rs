@@ -107,7 +107,7 @@ fn network(secret: &str) -> Network {
 }
 
 async fn client(net: &mut Network, addr: SocketAddr) -> PeerClient {
-    net.new_client(2, &Node::new(addr.to_string(), "")).await
+    net.new_client(2, &Member::new(addr.to_string(), "")).await
 }
 
 fn option() -> RPCOption {
