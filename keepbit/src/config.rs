@@ -14,6 +14,9 @@ pub struct Config {
     pub port: u16,
     /// Password clients must send with AUTH or HELLO … AUTH; none when unset.
     pub requirepass: Option<String>,
+    /// Password of the `admin` user (`AUTH admin <password>`), the only user allowed to
+    /// change membership, configuration or other clients' connections. Unset: nobody is.
+    pub admin_password: Option<String>,
     /// Number of logical databases (SELECT 0..databases-1).
     pub databases: usize,
     /// Most simultaneous client connections.
@@ -192,6 +195,7 @@ impl Default for Config {
             bind: "127.0.0.1".into(),
             port: 6379,
             requirepass: None,
+            admin_password: None,
             databases: 16,
             maxclients: 10_000,
             proto_max_bulk_len_bytes: 512 * 1024 * 1024,
@@ -228,6 +232,14 @@ impl Config {
         let invalid = |field, message: &str| Err(ConfigError::Invalid { field, message: message.to_string() });
         if self.databases == 0 || self.databases > 1 << 20 {
             return invalid("databases", "must be between 1 and 1048576");
+        }
+        if let Some(admin) = &self.admin_password {
+            if admin.is_empty() {
+                return invalid("admin_password", "must not be empty (leave it unset to disable admin commands)");
+            }
+            if self.requirepass.as_ref() == Some(admin) {
+                return invalid("admin_password", "must differ from requirepass");
+            }
         }
         if self.maxclients == 0 {
             return invalid("maxclients", "must be at least 1");

@@ -32,6 +32,9 @@ pub enum CmdError {
     NoAuth,
     #[error("WRONGPASS invalid username-password pair or user is disabled.")]
     WrongPass,
+    /// An admin-only command (`config|set`) from a user without the permission.
+    #[error("NOPERM User {user} has no permissions to run the '{command}' command")]
+    NoPerm { user: String, command: String },
     #[error("ERR DB index is out of range")]
     DbIndex,
     #[error("ERR timeout is not a float or out of range")]

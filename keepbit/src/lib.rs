@@ -19,7 +19,8 @@
 //! - [`pubsub`]: channel and pattern subscriptions, bounded per-subscriber queues.
 //! - Leaves: [`config`] (parsed and validated once), [`error`] (typed errors and the one
 //!   mapping to RESP replies), [`reply`] (`Reply`, protocol-independent answers),
-//!   [`clock`] (injected wall-clock time), [`glob`] (Redis glob patterns), [`atomic_file`]
+//!   [`clock`] (injected wall-clock time), [`glob`] (Redis glob patterns), [`secret`] (constant-time
+//!   secret comparison), [`atomic_file`]
 //!   (crash-safe file replacement for snapshots and the log's metadata).
 //! - Tools beside the server: [`client`] (a minimal RESP client for the CLI), [`up`]
 //!   (`keepbit up`, a local cluster), [`drill`] (`keepbit drill`: fault injection,
@@ -38,6 +39,7 @@ pub mod node;
 pub mod pubsub;
 pub mod raft;
 pub mod reply;
+pub mod secret;
 pub mod server;
 pub mod store;
 pub mod up;

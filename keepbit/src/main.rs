@@ -46,6 +46,13 @@ enum CliCommand {
         /// A node's client address.
         #[arg(long, global = true, default_value = "127.0.0.1:6381")]
         node: String,
+        /// The admin user's password, needed to add or remove members (also read from
+        /// $KEEPBIT_ADMIN_PASSWORD).
+        #[arg(long, global = true)]
+        admin_password: Option<String>,
+        /// Read the admin password from this file (`keepbit up` writes one).
+        #[arg(long, global = true, conflicts_with = "admin_password")]
+        admin_password_file: Option<PathBuf>,
         #[command(subcommand)]
         action: ClusterAction,
     },
@@ -131,6 +138,9 @@ struct ServerArgs {
     /// Password clients must AUTH with.
     #[arg(long)]
     requirepass: Option<String>,
+    /// Password of the `admin` user (membership, CONFIG SET, CLIENT KILL).
+    #[arg(long)]
+    admin_password: Option<String>,
     /// Number of logical databases.
     #[arg(long)]
     databases: Option<usize>,
@@ -176,6 +186,9 @@ impl ServerArgs {
         );
         if self.requirepass.is_some() {
             c.requirepass = self.requirepass;
+        }
+        if self.admin_password.is_some() {
+            c.admin_password = self.admin_password;
         }
         if let Some(cluster) = c.cluster.as_mut() {
             cluster.unsafe_ack_before_commit = self.unsafe_ack_before_commit;
@@ -234,7 +247,16 @@ async fn wire(config: Config) -> anyhow::Result<Arc<Server>> {
     Ok(Arc::new(Server::new(config, node, cluster, pubsub)))
 }
 
-async fn cluster(node: String, action: ClusterAction) -> anyhow::Result<()> {
+/// The admin password from the flag, the file or `$KEEPBIT_ADMIN_PASSWORD`, in that order.
+fn admin_password(flag: Option<String>, file: Option<PathBuf>) -> anyhow::Result<Option<String>> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        return Ok(Some(text.trim().to_string()));
+    }
+    Ok(flag.or_else(|| std::env::var("KEEPBIT_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty())))
+}
+
+async fn cluster(node: String, password: Option<String>, action: ClusterAction) -> anyhow::Result<()> {
     let args: Vec<String> = match action {
         ClusterAction::Status => vec!["KEEPBIT".into(), "CLUSTER".into(), "STATUS".into()],
         ClusterAction::Add { id, addr, client_addr } => {
@@ -242,9 +264,15 @@ async fn cluster(node: String, action: ClusterAction) -> anyhow::Result<()> {
         }
         ClusterAction::Remove { id } => vec!["KEEPBIT".into(), "CLUSTER".into(), "REMOVE".into(), id.to_string()],
     };
-    let reply = keepbit::client::call_once(&node, &args, std::time::Duration::from_secs(60))
-        .await
-        .with_context(|| format!("cannot reach {node}"))?;
+    let timeout = std::time::Duration::from_secs(60);
+    let mut client =
+        keepbit::client::Client::connect(&node, timeout).await.with_context(|| format!("cannot reach {node}"))?;
+    if let Some(password) = password {
+        if let keepbit_resp::Frame::Error(e) = client.call(&["AUTH", "admin", &password]).await? {
+            anyhow::bail!("{node} refused the admin password: {}", String::from_utf8_lossy(&e));
+        }
+    }
+    let reply = client.call(&args).await.with_context(|| format!("no answer from {node}"))?;
     match reply {
         keepbit_resp::Frame::Error(e) => anyhow::bail!("{}", String::from_utf8_lossy(&e)),
         other => println!("{}", keepbit::client::text(&other).unwrap_or_else(|| format!("{other:?}"))),
@@ -269,7 +297,10 @@ fn main() -> anyhow::Result<()> {
             }
             rt.block_on(keepbit::up::run(keepbit::up::UpOptions::new(nodes, data_dir, base_port, &mode)))
         }
-        CliCommand::Cluster { node, action } => rt.block_on(cluster(node, action)),
+        CliCommand::Cluster { node, admin_password: flag, admin_password_file, action } => {
+            let password = admin_password(flag, admin_password_file)?;
+            rt.block_on(cluster(node, password, action))
+        }
         CliCommand::Drill(d) => {
             if !(d.duration.is_finite() && d.duration > 0.0 && d.duration < 3600.0) {
                 anyhow::bail!("--duration must be between 0 and 3600 seconds");

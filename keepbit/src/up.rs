@@ -45,8 +45,37 @@ pub struct NodeProc {
     pub exited: bool,
 }
 
+/// File under the data dir holding the local cluster's admin password.
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
+/// File under the data dir holding the local cluster's peer secret.
+const CLUSTER_SECRET_FILE: &str = "cluster-secret";
+
+/// Reads the secret kept in `path`, or makes a random one and keeps it there (mode 0600),
+/// so a restarted `keepbit up` keeps its passwords.
+pub fn stored_secret(path: &Path) -> anyhow::Result<String> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let secret = text.trim().to_string();
+        anyhow::ensure!(!secret.is_empty(), "{} is empty; delete it to make a new secret", path.display());
+        return Ok(secret);
+    }
+    let secret: String = (0..16).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(secret.as_bytes())?;
+    Ok(secret)
+}
+
 /// Writes each node's config under `data_dir/node-<id>/keepbit.toml`.
 pub fn write_configs(o: &UpOptions) -> anyhow::Result<Vec<(u64, PathBuf, String)>> {
+    std::fs::create_dir_all(&o.data_dir).with_context(|| format!("cannot create {}", o.data_dir.display()))?;
+    let admin = stored_secret(&o.data_dir.join(ADMIN_PASSWORD_FILE))?;
+    let secret = stored_secret(&o.data_dir.join(CLUSTER_SECRET_FILE))?;
     let peers: Vec<String> = (1..=o.nodes as u64)
         .map(|id| {
             let port = o.base_port + id as u16;
@@ -61,7 +90,7 @@ pub fn write_configs(o: &UpOptions) -> anyhow::Result<Vec<(u64, PathBuf, String)
         let port = o.base_port + id as u16;
         let ip = o.ip(id);
         let text = format!(
-            "bind = \"{ip}\"\nport = {port}\ndata_dir = {:?}\n\n[cluster]\nnode_id = {id}\nsecret = \"keepbit-local\"\nmode = {:?}\n{}\npeers = [\n{}\n]\n",
+            "bind = \"{ip}\"\nport = {port}\ndata_dir = {:?}\nadmin_password = \"{admin}\"\n\n[cluster]\nnode_id = {id}\nsecret = \"{secret}\"\nmode = {:?}\n{}\npeers = [\n{}\n]\n",
             dir.display().to_string(),
             o.mode,
             o.cluster_extra,
@@ -132,6 +161,10 @@ pub async fn run(o: UpOptions) -> anyhow::Result<()> {
     let victim = procs.iter().find(|p| p.client_addr == primary).and_then(|p| p.child.id()).unwrap_or(0);
     println!("  watch failover: kill -9 {victim}   (the primary's pid; a standby takes over in well under a second)");
     println!("  status:         keepbit cluster status --node {}", addrs[0]);
+    println!(
+        "  admin:          keepbit cluster add|remove … --admin-password-file {}",
+        o.data_dir.join(ADMIN_PASSWORD_FILE).display()
+    );
     println!("Ctrl-C stops every node.\n");
 
     let mut last = Some(primary);

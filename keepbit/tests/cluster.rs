@@ -526,7 +526,11 @@ fn cluster_add_makes_a_new_node_a_voter_with_the_data() {
     c.start_node(id);
     wait_for("the joining node to listen", ELECTION, || c.conn(id).is_ok());
     let (peer, client, any) = (c.node(id).peer_addr(), c.node(id).client_addr(), c.node(1).client_addr());
-    let out = keepbit_cli(&["cluster", "add", &id.to_string(), &peer, "--client-addr", &client, "--node", &any]);
+    let add = ["cluster", "add", &id.to_string(), &peer, "--client-addr", &client, "--node", &any];
+    let out = keepbit_cli(&add);
+    assert!(!out.status.success(), "cluster add without the admin password succeeded");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOPERM"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = keepbit_cli(&[&add[..], &["--admin-password", support::ADMIN_PASSWORD]].concat());
     assert!(
         out.status.success(),
         "cluster add failed: {}{}",
@@ -547,7 +551,15 @@ fn cluster_add_makes_a_new_node_a_voter_with_the_data() {
     }
     assert!(!c.log(id).contains("formed cluster"), "the joining node formed a cluster of its own");
 
-    let out = keepbit_cli(&["cluster", "remove", &id.to_string(), "--node", &any]);
+    let out = keepbit_cli(&[
+        "cluster",
+        "remove",
+        &id.to_string(),
+        "--node",
+        &any,
+        "--admin-password",
+        support::ADMIN_PASSWORD,
+    ]);
     assert!(out.status.success(), "cluster remove failed: {}", String::from_utf8_lossy(&out.stderr));
     wait_for("the removed node to leave STATUS", ELECTION, || {
         c.primary().and_then(|p| c.status(p)).is_some_and(|s| !s.contains(&format!("  {id} ")))

@@ -122,6 +122,9 @@ fn command_errors_keep_the_connection_open() {
         (b"LPUSH k x\r\n", "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
         (b"SELECT 99\r\n", "-ERR DB index is out of range\r\n"),
         (b"EXEC\r\n", "-ERR EXEC without MULTI\r\n"),
+        (b"CONFIG SET maxclients 1\r\n", "-NOPERM User default has no permissions to run the 'config|set' command\r\n"),
+        (b"AUTH admin wrong\r\n", "-WRONGPASS invalid username-password pair or user is disabled.\r\n"),
+        (b"AUTH admin test-admin\r\n", "+OK\r\n"),
         (b"CONFIG SET nosuch 1\r\n", "-ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'\r\n"),
     ];
     assert_eq!(roundtrip(&mut s, b"SET k v\r\n", 5), b"+OK\r\n");

@@ -208,7 +208,8 @@ fn keys_expire() {
     assert!(info.contains("expired_keys:1"), "{info}");
 }
 
-/// CLIENT KILL closes another connection; CLIENT LIST shows names and ids.
+/// CLIENT KILL closes another connection (for the admin user only); CLIENT LIST shows
+/// names and ids.
 #[test]
 fn client_list_and_kill() {
     let srv = TestServer::start();
@@ -219,6 +220,9 @@ fn client_list_and_kill() {
     let mut con = srv.conn();
     let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut con).unwrap();
     assert!(list.contains(&format!("id={id} ")) && list.contains("name=victim"), "{list}");
+    let refused = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(&id).query::<i64>(&mut con).unwrap_err();
+    assert_eq!(refused.code(), Some("NOPERM"), "{refused}");
+    redis::cmd("AUTH").arg("admin").arg(support::ADMIN_PASSWORD).query::<()>(&mut con).expect("AUTH admin");
     let killed: i64 = redis::cmd("CLIENT").arg("KILL").arg("ID").arg(&id).query(&mut con).unwrap();
     assert_eq!(killed, 1);
     assert!(support::closed(&mut victim));

@@ -36,6 +36,21 @@ pub fn parse_i64(arg: &[u8]) -> Result<i64, CmdError> {
 }
 
 /// A non-negative integer that fits in `usize`; `err` otherwise.
+/// Most members SRANDMEMBER / HRANDFIELD / ZRANDMEMBER pick for one negative count
+/// (picks may repeat, so the reply is not bounded by the collection): about a million
+/// replies, tens of MB. A larger count could only exhaust the node's memory.
+pub const REPEATED_PICKS_MAX: u64 = 1 << 20;
+
+/// Refuses a negative-count pick larger than [`REPEATED_PICKS_MAX`].
+pub fn check_repeats(n: u64) -> Result<(), CmdError> {
+    if n > REPEATED_PICKS_MAX {
+        return Err(CmdError::err(format!(
+            "value is out of range, a negative count may ask for at most {REPEATED_PICKS_MAX} members"
+        )));
+    }
+    Ok(())
+}
+
 pub fn parse_count(arg: &[u8], err: CmdError) -> Result<usize, CmdError> {
     match parse_i64(arg) {
         Ok(n) if n >= 0 => Ok(n as usize),

@@ -123,7 +123,8 @@ pub fn hrandfield(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
         return Ok(Reply::opt_bulk(h.keys().choose(ctx.rng).cloned()));
     };
     let picked: Vec<(&Bytes, &Bytes)> = if count >= 0 {
-        h.iter().choose_multiple(ctx.rng, count as usize)
+        // choose_multiple reserves `amount` up front: never ask for more than there is.
+        h.iter().choose_multiple(ctx.rng, usize::try_from(count).unwrap_or(usize::MAX).min(h.len()))
     } else {
         if count == i64::MIN {
             return Err(CmdError::err(
@@ -131,9 +132,7 @@ pub fn hrandfield(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
             ));
         }
         let n = count.unsigned_abs();
-        if n > (i64::MAX / 2) as u64 {
-            return Err(CmdError::err("value is out of range"));
-        }
+        args::check_repeats(n)?;
         let all: Vec<_> = h.iter().collect();
         (0..n).map(|_| all[ctx.rng.gen_range(0..all.len())]).collect()
     };

@@ -135,15 +135,17 @@ pub fn srandmember(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     };
     match count {
         None => Ok(Reply::opt_bulk(s.iter().choose(ctx.rng).cloned())),
-        Some(c) if c >= 0 => Ok(Reply::bulks(s.iter().choose_multiple(ctx.rng, c as usize).into_iter().cloned())),
+        // choose_multiple reserves `amount` up front: never ask for more than there is.
+        Some(c) if c >= 0 => {
+            let n = usize::try_from(c).unwrap_or(usize::MAX).min(s.len());
+            Ok(Reply::bulks(s.iter().choose_multiple(ctx.rng, n).into_iter().cloned()))
+        }
         Some(i64::MIN) => {
             Err(CmdError::err("value is out of range, value must between -9223372036854775807 and 9223372036854775807"))
         }
         Some(c) => {
             let n = c.unsigned_abs();
-            if n > (i64::MAX / 2) as u64 {
-                return Err(CmdError::err("value is out of range"));
-            }
+            args::check_repeats(n)?;
             let all: Vec<&Bytes> = s.iter().collect();
             Ok(Reply::bulks((0..n).map(|_| all[ctx.rng.gen_range(0..all.len())].clone())))
         }

@@ -359,7 +359,7 @@ pub fn setrange(ctx: &mut WriteCtx, a: &[Bytes]) -> CmdResult {
 }
 
 /// Most cells the LCS table may have (4 bytes each).
-const LCS_CELLS_MAX: usize = 128 * 1024 * 1024;
+const LCS_CELLS_MAX: usize = 32 * 1024 * 1024;
 
 pub fn lcs(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     let (mut want_len, mut want_idx, mut with_match_len, mut min_len) = (false, false, false, 0i64);

@@ -14,8 +14,11 @@ pub use config::config;
 pub use info::info;
 pub use pubsub::pubsub;
 
+use bytes::Bytes;
+
 use crate::cmd::args::{is, lossy};
 use crate::error::CmdError;
+pub use crate::secret::secrets_match;
 
 /// The Redis version Keepbit's commands and replies follow.
 pub const REDIS_VERSION: &str = "7.2.4";
@@ -27,6 +30,20 @@ pub fn valid_client_name(name: &[u8]) -> Result<String> {
         return Err(CmdError::err("Client names cannot contain spaces, newlines or special characters."));
     }
     Ok(lossy(name))
+}
+
+/// Subcommands only the `admin` user may run: they change membership, configuration or
+/// other clients' connections. Returns the ACL-style name (`config|set`) when `args` is
+/// one of them.
+pub fn admin_only(args: &[Bytes]) -> Option<String> {
+    const GATED: &[(&str, &[&str])] =
+        &[("config", &["set", "resetstat", "rewrite"]), ("client", &["kill"]), ("keepbit", &["cluster"])];
+    let (name, sub) = (args.first()?, args.get(1)?);
+    let (cmd, subs) = GATED.iter().find(|(cmd, _)| is(name, cmd))?;
+    let sub = lossy(sub).to_lowercase();
+    // KEEPBIT CLUSTER STATUS only reads.
+    let status = *cmd == "keepbit" && args.get(2).is_some_and(|a| is(a, "status"));
+    (subs.contains(&sub.as_str()) && !status).then(|| format!("{cmd}|{sub}"))
 }
 
 fn sub_arity(cmd: &str, sub: &str, ok: bool) -> Result<()> {

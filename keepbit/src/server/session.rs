@@ -44,6 +44,8 @@ pub struct Session {
     pub proto: Proto,
     pub db: usize,
     authed: bool,
+    /// Authenticated as the `admin` user (see `admin::admin_only`).
+    admin: bool,
     /// READONLY was sent: a standby may serve (possibly stale) reads on this connection.
     pub readonly: bool,
     multi: Option<Vec<Command>>,
@@ -64,6 +66,7 @@ impl Session {
             proto: Proto::Resp2,
             db: 0,
             authed,
+            admin: false,
             readonly: false,
             multi: None,
             multi_failed: false,
@@ -167,6 +170,10 @@ impl Session {
     /// The one dispatch of connection and server commands.
     async fn session_command(&mut self, which: SessionCmd, args: Vec<Bytes>) -> Next {
         use SessionCmd as S;
+        if let Some(name) = admin::admin_only(&args).filter(|_| !self.admin) {
+            let user = if self.authed { "default" } else { "(unauthenticated)" };
+            return Next::Reply(CmdError::NoPerm { user: user.into(), command: name }.to_reply());
+        }
         let srv = self.srv.clone();
         let reply = match which {
             S::Readonly | S::Readwrite => {
@@ -205,16 +212,25 @@ impl Session {
     }
 
     fn check_password(&mut self, user: Option<&Bytes>, pass: &Bytes) -> Result<(), CmdError> {
+        if user.is_some_and(|u| &u[..] == b"admin") {
+            let config = self.srv.config();
+            let ok = config.admin_password.as_ref().is_some_and(|p| admin::secrets_match(p.as_bytes(), pass));
+            if !ok {
+                return Err(CmdError::WrongPass);
+            }
+            (self.authed, self.admin) = (true, true);
+            return Ok(());
+        }
         let Some(expected) = self.srv.config().requirepass else {
             return Err(CmdError::err(
                 "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
             ));
         };
         let user_ok = user.is_none_or(|u| &u[..] == b"default");
-        if !user_ok || &pass[..] != expected.as_bytes() {
+        if !user_ok || !admin::secrets_match(expected.as_bytes(), pass) {
             return Err(CmdError::WrongPass);
         }
-        self.authed = true;
+        (self.authed, self.admin) = (true, false);
         Ok(())
     }
 
@@ -223,6 +239,7 @@ impl Session {
             [_, pass] => self.check_password(None, pass)?,
             [_, user, pass] => {
                 if self.srv.config().requirepass.is_none() && &user[..] == b"default" {
+                    self.admin = false;
                     // The default user without a password accepts any password.
                     return Ok(Reply::Ok);
                 }
@@ -301,6 +318,7 @@ impl Session {
         self.client.resp.store(2, Relaxed);
         self.client.name.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.authed = self.srv.config().requirepass.is_none();
+        self.admin = false;
         Ok(Reply::simple("RESET"))
     }
 

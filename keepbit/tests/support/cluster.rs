@@ -176,9 +176,10 @@ impl TestCluster {
     fn write_config(&self, id: u64, peers: &[String], more: &str) {
         let n = self.node(id);
         let text = format!(
-            "bind = \"{ip}\"\nport = {port}\ndata_dir = {dir:?}\nlog_level = \"info\"\n\n[cluster]\nnode_id = {id}\nsecret = \"test-secret\"\nmode = \"{mode}\"\n{timing}{extra}\n{more}\npeers = [\n{peers}\n]\n",
+            "bind = \"{ip}\"\nport = {port}\ndata_dir = {dir:?}\nlog_level = \"info\"\nadmin_password = \"{admin}\"\n\n[cluster]\nnode_id = {id}\nsecret = \"test-secret\"\nmode = \"{mode}\"\n{timing}{extra}\n{more}\npeers = [\n{peers}\n]\n",
             ip = n.ip,
             port = n.client_port,
+            admin = super::ADMIN_PASSWORD,
             dir = n.config.parent().expect("dir").display().to_string(),
             id = n.id,
             mode = self.mode,
@@ -257,6 +258,17 @@ impl TestCluster {
             "-CONT" => self.node(id).stopped.store(false, Ordering::Relaxed),
             _ => {}
         }
+    }
+
+    /// Nodes whose process ended on its own (a crash or abort), with how it ended.
+    pub fn exited(&mut self) -> Vec<(u64, std::process::ExitStatus)> {
+        let mut out = Vec::new();
+        for n in &mut self.nodes {
+            if let Some(status) = n.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                out.push((n.id, status));
+            }
+        }
+        out
     }
 
     pub fn restart(&mut self, id: u64) {

@@ -17,6 +17,9 @@ pub struct TestServer {
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// The `admin` user's password on every test server and cluster.
+pub const ADMIN_PASSWORD: &str = "test-admin";
+
 impl TestServer {
     pub fn start() -> TestServer {
         TestServer::start_with(&[])
@@ -30,7 +33,9 @@ impl TestServer {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let mut child = Command::new(env!("CARGO_BIN_EXE_keepbit"))
-            .args(["server", "--bind", "127.0.0.1", "--port", "0", "--log-level", "warn", "--data-dir"])
+            .args(["server", "--bind", "127.0.0.1", "--port", "0", "--log-level", "warn", "--admin-password"])
+            .arg(ADMIN_PASSWORD)
+            .arg("--data-dir")
             .arg(&dir)
             .args(extra)
             .stdout(Stdio::piped())

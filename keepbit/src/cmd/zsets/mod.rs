@@ -14,10 +14,6 @@ use crate::reply::Reply;
 use crate::store::zset::{LexBound, ScoreBound, ZSet};
 use crate::store::{Keyspace, Value};
 
-/// Most replies ZRANDMEMBER builds for one call (a larger negative count would only
-/// exhaust memory).
-const RANDMEMBER_MAX: u64 = 1 << 24;
-
 /// The command's name as Redis prints it in errors.
 fn cmd_name(a: &[Bytes]) -> String {
     args::lossy(&a[0]).to_ascii_lowercase()
@@ -455,9 +451,7 @@ pub fn zrandmember(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     let all: Vec<(&Bytes, f64)> = z.iter().collect();
     let size = all.len();
     let picked: Vec<(&Bytes, f64)> = if l < 0 || count == 1 {
-        if count > RANDMEMBER_MAX {
-            return Err(CmdError::err("value is out of range"));
-        }
+        args::check_repeats(count)?;
         (0..count).map(|_| all[ctx.rng.gen_range(0..size)]).collect()
     } else if count >= size as u64 {
         // The whole set, in the order Redis walks it (highest first).
