@@ -110,6 +110,10 @@ pub struct ClusterConfig {
     pub log_keep_entries: u64,
     /// Largest peer frame (snapshots travel in one frame).
     pub peer_frame_len_max_bytes: usize,
+    /// How long `KEEPBIT CLUSTER ADD` waits for a new node to catch up before it gives up
+    /// and takes the node out again (it never becomes a voter unless it caught up). At most
+    /// 25 s, so an add forwarded from a standby is answered within the peer handler's 30 s.
+    pub add_node_timeout_ms: u64,
     /// Deliberately broken, for testing the drill: the primary acknowledges writes before
     /// they are committed (set only by the hidden `--unsafe-ack-before-commit` flag).
     #[serde(skip)]
@@ -137,6 +141,7 @@ impl Default for ClusterConfig {
             snapshot_entries: 10_000,
             log_keep_entries: 5_000,
             peer_frame_len_max_bytes: 512 * 1024 * 1024,
+            add_node_timeout_ms: 20_000,
             unsafe_ack_before_commit: false,
         }
     }
@@ -181,6 +186,9 @@ impl ClusterConfig {
         }
         if self.election_timeout_max_ms <= self.election_timeout_min_ms {
             return invalid("cluster.election_timeout_max_ms", "must be greater than election_timeout_min_ms".into());
+        }
+        if !(100..=25_000).contains(&self.add_node_timeout_ms) {
+            return invalid("cluster.add_node_timeout_ms", "must be between 100 and 25000".into());
         }
         if self.snapshot_entries == 0 {
             return invalid("cluster.snapshot_entries", "must be at least 1".into());

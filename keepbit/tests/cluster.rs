@@ -568,6 +568,26 @@ fn cluster_add_makes_a_new_node_a_voter_with_the_data() {
     redis::cmd("SET").arg("after-remove").arg(1).query::<()>(&mut con).expect("the cluster still writes");
 }
 
+/// A node that never answers is never promoted: adding an address nobody listens on fails
+/// after `add_node_timeout_ms` saying so, the node is no member afterwards, and the
+/// cluster keeps writing with its three voters.
+#[test]
+fn cluster_add_of_a_node_that_never_answers_fails_and_leaves_it_out() {
+    let c = TestCluster::start(ClusterOptions { extra: "add_node_timeout_ms = 1500", ..ClusterOptions::default() });
+    let p = c.wait_settled(ELECTION);
+    let any = c.node(p).client_addr();
+    let add = ["cluster", "add", "9", "127.0.0.1:1", "--client-addr", "127.0.0.1:2", "--node", &any];
+    let out = keepbit_cli(&[&add[..], &["--admin-password", support::ADMIN_PASSWORD]].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "adding a dead node succeeded");
+    assert!(stderr.contains("node 9 did not catch up") && stderr.contains("never answered"), "{stderr}");
+    let p = c.wait_primary(ELECTION);
+    let status = c.status(p).expect("status");
+    assert!(!status.contains("  9 "), "node 9 is still listed:\n{status}");
+    let mut con = c.conn(p).expect("connect");
+    redis::cmd("SET").arg("after-failed-add").arg(1).query::<()>(&mut con).expect("the cluster still writes");
+}
+
 /// Sentinel state records (SENTINEL MASTERS / MASTER / REPLICAS) are maps on a RESP3
 /// connection, as Redis answers them, and flat field/value arrays under RESP2.
 /// Regression: they were flat arrays under RESP3 too, which redis-py 8 (RESP3 by

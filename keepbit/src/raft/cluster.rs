@@ -4,7 +4,7 @@
 //! Routing of client requests by role is in [`super::routing`], the role decision in
 //! [`super::role`], the peer application protocol in [`super::app`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -243,31 +243,5 @@ impl Cluster {
         let read =
             self.raft.ensure_linearizable(openraft::ReadPolicy::ReadIndex).await.map_err(|_| ExecError::NoQuorum)?;
         Ok(read.log_id().index)
-    }
-
-    /// Adds a voter: as a learner first (it catches up), then promoted. Forwarded to the
-    /// primary from any other node.
-    pub async fn add_node(&self, id: NodeId, member: Member) -> Result<(), ExecError> {
-        if !self.is_primary() {
-            return self.forward(AppRequest::AddNode { id, member }).await.map(|_| ());
-        }
-        let failed = |e: String| ExecError::Membership(e);
-        self.raft.add_learner(id, member, true).await.map_err(|e| failed(e.to_string()))?;
-        let mut voters: BTreeSet<NodeId> = self.role().members.iter().filter(|m| m.2).map(|m| m.0).collect();
-        voters.insert(id);
-        self.raft.change_membership(voters, false).await.map_err(|e| failed(e.to_string()))?;
-        Ok(())
-    }
-
-    pub async fn remove_node(&self, id: NodeId) -> Result<(), ExecError> {
-        if !self.is_primary() {
-            return self.forward(AppRequest::RemoveNode { id }).await.map(|_| ());
-        }
-        let voters: BTreeSet<NodeId> = self.role().members.iter().filter(|m| m.2 && m.0 != id).map(|m| m.0).collect();
-        if voters.is_empty() {
-            return Err(ExecError::Membership("cannot remove the last voter".into()));
-        }
-        self.raft.change_membership(voters, false).await.map_err(|e| ExecError::Membership(e.to_string()))?;
-        Ok(())
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! - [`types`]: the type configuration (`Request` = an encoded `Op`, `Response` = a `Reply`),
 //!   `Member` (a node's peer and client addresses) and `LogPosition`.
-//! - [`cluster`]: `Cluster`: wiring, bootstrap, proposing ops, membership changes.
+//! - [`cluster`]: `Cluster`: wiring, bootstrap, proposing ops.
+//! - [`membership`]: adding a node (promoted only once caught up) and removing one.
 //! - [`routing`]: client requests by role (propose, forward, refuse; read barriers): the
 //!   cluster's side of `machine::Executor`.
 //! - [`role`]: the role decision as a pure function, and the loop that follows openraft.
@@ -19,6 +20,7 @@ pub mod app;
 pub mod cluster;
 pub mod contact;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod peer;
 pub mod role;
