@@ -27,10 +27,11 @@ use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::peer::handshake::{self, DialError};
 pub use super::peer::PeerLimits;
 use super::peer::{
-    decode_payload, encode_frame, ms, read_frame, transfer_budget, write_parts, FrameError, Hello, HelloReply,
-    OutFrame, PeerRequest, PeerResponse, RemoteResult, HELLO_LEN_MAX_BYTES,
+    decode_payload, ms, read_frame, transfer_budget, write_parts, FrameError, OutFrame, PeerRequest, PeerResponse,
+    RemoteResult,
 };
 use super::types::{Member, NodeId, Snapshot, TypeConfig, Vote};
 
@@ -170,14 +171,11 @@ impl Pools {
             Ok(Err(e)) => return Err(unreachable(e.to_string())),
             Err(_) => return Err(unreachable(format!("no connection within {connect_timeout:?}"))),
         };
-        let failed = |e| frame_failure(addr, Phase::Hello, e);
-        let hello = encode_frame(&Hello::new(self.secret.clone(), from), HELLO_LEN_MAX_BYTES).map_err(failed)?;
         let wait = deadline.saturating_duration_since(Instant::now());
-        write_parts(&mut io, &[&hello], wait).await.map_err(failed)?;
-        let payload = read_frame(&mut io, HELLO_LEN_MAX_BYTES, wait, wait).await.map_err(failed)?;
-        match decode_payload::<HelloReply>(&payload).map_err(failed)? {
-            HelloReply::Ok => Ok(io),
-            HelloReply::Refused { reason } => Err(Failure::Peer(PeerError::Refused { addr: addr.to_owned(), reason })),
+        match handshake::dial(&mut io, &self.secret, from, wait).await {
+            Ok(()) => Ok(io),
+            Err(DialError::Frame(e)) => Err(frame_failure(addr, Phase::Hello, e)),
+            Err(DialError::Refused(reason)) => Err(Failure::Peer(PeerError::Refused { addr: addr.to_owned(), reason })),
         }
     }
 

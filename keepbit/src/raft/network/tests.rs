@@ -172,10 +172,7 @@ async fn malformed_frames_close_only_their_connection() {
     assert_closed_by_server(resp_client).await;
 
     let mut oversize = TcpStream::connect(server.addr).await.expect("connect");
-    let hello = encode_frame(&Hello::new(SECRET.into(), 9), HELLO_LEN_MAX_BYTES).expect("hello");
-    oversize.write_all(&hello).await.expect("write");
-    let reply = read_frame(&mut oversize, HELLO_LEN_MAX_BYTES, T, T).await.expect("hello reply");
-    assert_eq!(decode_payload::<HelloReply>(&reply).expect("decode"), HelloReply::Ok);
+    handshake::dial(&mut oversize, SECRET, 9, T).await.expect("handshake");
     oversize.write_all(&u32::MAX.to_be_bytes()).await.expect("write");
     assert_closed_by_server(oversize).await;
 
@@ -193,11 +190,37 @@ async fn silent_inbound_connections_are_closed() {
     assert_closed_by_server(mute).await;
 
     let mut idle = TcpStream::connect(server.addr).await.expect("connect");
-    let hello = encode_frame(&Hello::new(SECRET.into(), 9), HELLO_LEN_MAX_BYTES).expect("hello");
-    idle.write_all(&hello).await.expect("write");
-    let reply = read_frame(&mut idle, HELLO_LEN_MAX_BYTES, T, T).await.expect("hello reply");
-    assert_eq!(decode_payload::<HelloReply>(&reply).expect("decode"), HelloReply::Ok);
+    handshake::dial(&mut idle, SECRET, 9, T).await.expect("handshake");
     assert_closed_by_server(idle).await;
+    server.stop().await;
+}
+
+/// Connections from one address that never finish their handshake hold at most
+/// `handshakes_per_source_max` slots: more from there are closed at once, while another
+/// address is still served, and the first address is served again once they time out.
+#[tokio::test]
+async fn one_source_cannot_hold_every_handshake_slot() {
+    let limits = PeerLimits { handshakes_per_source_max: 2, handshake_timeout_ms: 1_000, ..PeerLimits::default() };
+    let server = start_with(TcpListener::bind("127.0.0.1:0").await.expect("bind"), FakeRaft::default(), limits).await;
+    let addr = server.addr.to_string();
+    let mute: Vec<TcpStream> = futures::future::join_all((0..2).map(|_| TcpStream::connect(server.addr)))
+        .await
+        .into_iter()
+        .map(|s| s.expect("connect"))
+        .collect();
+    // Let the server take both in, then a third from the same address is closed at once.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let third = TcpStream::connect(server.addr).await.expect("connect");
+    let started = Instant::now();
+    assert_closed_by_server(third).await;
+    assert!(started.elapsed() < Duration::from_millis(900), "closed by the limit, not by the handshake timeout");
+    let other =
+        Network::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), SECRET.into(), PeerLimits::default()).with_node_id(2);
+    assert_eq!(other.call_app(&addr, b"x".to_vec(), T).await.expect("another address is served"), b"2:x");
+    for s in mute {
+        assert_closed_by_server(s).await;
+    }
+    assert_eq!(network(SECRET).call_app(&addr, b"y".to_vec(), T).await.expect("served again"), b"1:y");
     server.stop().await;
 }
 

@@ -1,15 +1,14 @@
 //! The peer protocol and its server side.
 //!
-//! A connection carries length-delimited frames, `[len: u32 BE][postcard payload]`. The dialer
-//! opens with a [`Hello`] (magic, version, cluster secret, node id); the server answers
-//! [`HelloReply::Ok`] or refuses and closes. After that the dialer sends one [`PeerRequest`] at a
-//! time and reads its [`PeerResponse`] before sending the next.
+//! A connection carries length-delimited frames, `[len: u32 BE][postcard payload]`. It opens
+//! with the [`handshake`]: both sides prove they know the cluster secret without sending it.
+//! After that the dialer sends one [`PeerRequest`] at a time and reads its [`PeerResponse`]
+//! before sending the next.
 //!
 //! The codec is a set of small pure functions ([`encode_frame`], [`frame_len`], [`split_frame`],
 //! [`decode_payload`], [`decode_request`]); the async helpers that move frames over a socket
 //! only add timeouts and bounded buffering around them.
 
-use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,11 +32,8 @@ use super::types::{NodeId, Snapshot, SnapshotMeta, TypeConfig, Vote};
 /// First field of every [`Hello`]: "KBPR".
 pub const PEER_MAGIC: u32 = u32::from_be_bytes(*b"KBPR");
 /// Bumped on any incompatible change to the frames below.
-pub const PEER_PROTOCOL_VERSION: u16 = 1;
+pub const PEER_PROTOCOL_VERSION: u16 = 2;
 pub const FRAME_HEADER_BYTES: usize = 4;
-/// Hello frames (and their replies) are tiny; an unauthenticated peer can make us buffer at
-/// most this much.
-pub const HELLO_LEN_MAX_BYTES: usize = 4096;
 /// Granularity of socket reads and writes: buffers grow and timeouts restart per chunk.
 const IO_CHUNK_BYTES: usize = 1 << 20;
 /// Position of `PeerRequest::Snapshot` in the enum: the snapshot fast path writes and parses
@@ -71,6 +67,10 @@ pub struct PeerLimits {
     pub handler_timeout_ms: u64,
     /// Server: open inbound connections; more are closed at once.
     pub inbound_conns_max: usize,
+    /// Server: connections from one source address still in their handshake; more are
+    /// closed at once, so one host cannot hold every slot with connections that never
+    /// authenticate.
+    pub handshakes_per_source_max: usize,
 }
 
 impl Default for PeerLimits {
@@ -87,6 +87,7 @@ impl Default for PeerLimits {
             read_progress_timeout_ms: 10_000,
             handler_timeout_ms: 30_000,
             inbound_conns_max: 256,
+            handshakes_per_source_max: 8,
         }
     }
 }
@@ -96,39 +97,6 @@ pub(crate) fn ms(millis: u64) -> Duration {
 }
 
 // ------------------------------------------------------------------ wire types
-
-/// The first frame on every connection.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Hello {
-    pub magic: u32,
-    pub version: u16,
-    pub cluster_secret: String,
-    pub from: NodeId,
-}
-
-impl Hello {
-    pub fn new(cluster_secret: String, from: NodeId) -> Self {
-        Hello { magic: PEER_MAGIC, version: PEER_PROTOCOL_VERSION, cluster_secret, from }
-    }
-}
-
-/// Never prints the secret.
-impl fmt::Debug for Hello {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hello")
-            .field("magic", &self.magic)
-            .field("version", &self.version)
-            .field("cluster_secret", &"<redacted>")
-            .field("from", &self.from)
-            .finish()
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum HelloReply {
-    Ok,
-    Refused { reason: String },
-}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum PeerRequest {
@@ -294,25 +262,6 @@ impl OutFrame {
     }
 }
 
-pub use crate::secret::secrets_match;
-
-/// Why a hello is refused, or `Ok` to accept it.
-pub fn check_hello(hello: &Hello, secret: &str) -> Result<(), String> {
-    if hello.magic != PEER_MAGIC {
-        return Err(format!("bad magic {:#010x}", hello.magic));
-    }
-    if hello.version != PEER_PROTOCOL_VERSION {
-        return Err(format!(
-            "protocol version {} unsupported (this node speaks {PEER_PROTOCOL_VERSION})",
-            hello.version
-        ));
-    }
-    if !secrets_match(secret.as_bytes(), hello.cluster_secret.as_bytes()) {
-        return Err("wrong cluster secret".to_owned());
-    }
-    Ok(())
-}
-
 // ------------------------------------------------------------------ frame I/O
 
 /// Reads one frame. `idle` bounds the wait for its first byte, `progress` every later read.
@@ -367,8 +316,10 @@ pub(crate) async fn write_parts<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+pub mod handshake;
 mod server;
 #[cfg(test)]
 mod tests;
 
+pub use handshake::{Hello, HelloReply, HELLO_LEN_MAX_BYTES};
 pub use server::*;

@@ -72,6 +72,43 @@ struct ServerCtx {
     app: Arc<dyn AppHandler>,
     secret: String,
     limits: PeerLimits,
+    /// Connections per source address that have not finished their handshake.
+    handshaking: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One connection's place among its source's pending handshakes; freed on drop.
+struct HandshakeSlot<'a> {
+    ctx: &'a ServerCtx,
+    ip: std::net::IpAddr,
+}
+
+impl ServerCtx {
+    fn handshaking(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<std::net::IpAddr, usize>> {
+        self.handshaking.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A handshake slot for `ip`, unless it already has `handshakes_per_source_max`.
+    fn begin_handshake(&self, ip: std::net::IpAddr) -> Option<HandshakeSlot<'_>> {
+        let mut pending = self.handshaking();
+        let n = pending.entry(ip).or_insert(0);
+        if *n >= self.limits.handshakes_per_source_max {
+            return None;
+        }
+        *n += 1;
+        Some(HandshakeSlot { ctx: self, ip })
+    }
+}
+
+impl Drop for HandshakeSlot<'_> {
+    fn drop(&mut self) {
+        let mut pending = self.ctx.handshaking();
+        if let Some(n) = pending.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                pending.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Serves peers on `listener` with [`PeerLimits::default`] until `shutdown` resolves.
@@ -97,7 +134,7 @@ pub async fn serve_with_limits(
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.inbound_conns_max));
-    let ctx = Arc::new(ServerCtx { raft: Box::new(raft), app, secret, limits });
+    let ctx = Arc::new(ServerCtx { raft: Box::new(raft), app, secret, limits, handshaking: Default::default() });
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -142,7 +179,14 @@ fn reap(conns: &mut JoinSet<()>) {
 
 async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, peer: SocketAddr, ctx: &ServerCtx) {
     let handshake_timeout = ms(ctx.limits.handshake_timeout_ms);
-    let from = match tokio::time::timeout(handshake_timeout, handshake(&mut io, ctx)).await {
+    let Some(slot) = ctx.begin_handshake(peer.ip()) else {
+        let max = ctx.limits.handshakes_per_source_max;
+        tracing::debug!(peer = %peer, "refused peer connection: {max} handshakes pending from this address");
+        return;
+    };
+    let shaken = tokio::time::timeout(handshake_timeout, handshake(&mut io, ctx)).await;
+    drop(slot);
+    let from = match shaken {
         Ok(Ok(from)) => from,
         Ok(Err(reason)) => {
             tracing::warn!(peer = %peer, reason = %reason, "refused peer connection");
@@ -188,23 +232,9 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, peer: SocketAd
     }
 }
 
-/// Reads and checks the hello, answers it, and returns the peer's node id; or why it was
-/// refused.
+/// Runs the handshake and returns the peer's node id; or why it was refused.
 async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S, ctx: &ServerCtx) -> Result<NodeId, String> {
-    let timeout = ms(ctx.limits.handshake_timeout_ms);
-    let payload =
-        read_frame(io, HELLO_LEN_MAX_BYTES, timeout, timeout).await.map_err(|e| format!("bad hello frame: {e}"))?;
-    let hello: Hello = decode_payload(&payload).map_err(|e| format!("malformed hello: {e}"))?;
-    let verdict = check_hello(&hello, &ctx.secret);
-    let reply = match &verdict {
-        Ok(()) => HelloReply::Ok,
-        Err(reason) => HelloReply::Refused { reason: reason.clone() },
-    };
-    let frame = encode_frame(&reply, HELLO_LEN_MAX_BYTES).map_err(|e| format!("cannot answer hello: {e}"))?;
-    let sent = write_parts(io, &[&frame], timeout).await;
-    verdict.map_err(|reason| format!("{reason} (node {})", hello.from))?;
-    sent.map_err(|e| format!("cannot answer hello: {e}"))?;
-    Ok(hello.from)
+    super::handshake::accept(io, &ctx.secret, ms(ctx.limits.handshake_timeout_ms)).await
 }
 
 /// Runs the request; `None` if the peer closed (or broke the one-request-at-a-time rule)
