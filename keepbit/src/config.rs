@@ -110,6 +110,10 @@ pub struct ClusterConfig {
     pub log_keep_entries: u64,
     /// Largest peer frame (snapshots travel in one frame).
     pub peer_frame_len_max_bytes: usize,
+    /// Largest replicated log entry (one write or MULTI block, encoded); larger writes are
+    /// refused before they are proposed, so no entry can outgrow a peer frame or stall
+    /// replication.
+    pub max_entry_bytes: usize,
     /// How long `KEEPBIT CLUSTER ADD` waits for a new node to catch up before it gives up
     /// and takes the node out again (it never becomes a voter unless it caught up). At most
     /// 25 s, so an add forwarded from a standby is answered within the peer handler's 30 s.
@@ -142,6 +146,7 @@ impl Default for ClusterConfig {
             log_keep_entries: 5_000,
             peer_frame_len_max_bytes: 512 * 1024 * 1024,
             add_node_timeout_ms: 20_000,
+            max_entry_bytes: 64 * 1024 * 1024,
             unsafe_ack_before_commit: false,
         }
     }
@@ -186,6 +191,12 @@ impl ClusterConfig {
         }
         if self.election_timeout_max_ms <= self.election_timeout_min_ms {
             return invalid("cluster.election_timeout_max_ms", "must be greater than election_timeout_min_ms".into());
+        }
+        if self.max_entry_bytes < 1024 * 1024 || self.max_entry_bytes > self.peer_frame_len_max_bytes / 2 {
+            return invalid(
+                "cluster.max_entry_bytes",
+                "must be between 1 MiB and half of peer_frame_len_max_bytes".into(),
+            );
         }
         if !(100..=25_000).contains(&self.add_node_timeout_ms) {
             return invalid("cluster.add_node_timeout_ms", "must be between 100 and 25000".into());

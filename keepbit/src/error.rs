@@ -117,6 +117,9 @@ pub enum ExecError {
     /// Replication has stopped on this node for good.
     #[error("replication stopped: {0}")]
     Fatal(String),
+    /// The write's log entry would exceed `max_entry_bytes`. Rejected before proposing.
+    #[error("entry of {bytes} bytes over max_entry_bytes {max}")]
+    TooLarge { bytes: usize, max: usize },
 }
 
 /// Why a proposed write's outcome is unknown.
@@ -176,6 +179,9 @@ impl ExecError {
             ExecError::ShuttingDown => coded("TRYAGAIN node shutting down".into()),
             ExecError::Membership(e) => coded(format!("ERR {e}")),
             ExecError::Fatal(e) => coded(format!("ERR replication stopped: {e}")),
+            ExecError::TooLarge { bytes, max } => coded(format!(
+                "ERR this write needs a replicated log entry of {bytes} bytes, over max_entry_bytes ({max})"
+            )),
         }
     }
 }

@@ -236,7 +236,7 @@ fn assert_serving(c: &mut TestCluster, case: &str, i: usize) {
 
 #[test]
 fn no_hostile_command_takes_the_cluster_down() {
-    let mut c = TestCluster::start(ClusterOptions::default());
+    let mut c = TestCluster::start(ClusterOptions { extra: "max_entry_bytes = 1048576", ..ClusterOptions::default() });
     let p = c.wait_settled(ELECTION);
     let members_before = c.status(p).expect("status");
     for (i, case) in cases().iter().enumerate() {
@@ -260,6 +260,7 @@ fn no_hostile_command_takes_the_cluster_down() {
         assert_eq!(pong, "PONG", "{}", case.name);
         assert_serving(&mut c, case.name, i);
     }
+    oversized_writes_are_refused_before_proposing(&mut c);
     let p = c.wait_primary(ELECTION);
     let members_after = c.status(p).expect("status");
     let member_lines = |s: &str| {
@@ -269,6 +270,28 @@ fn no_hostile_command_takes_the_cluster_down() {
             .collect::<Vec<_>>()
     };
     assert_eq!(member_lines(&members_after), member_lines(&members_before), "membership changed:\n{members_after}");
+}
+
+/// A write whose log entry would exceed `max_entry_bytes` (1 MiB here) is refused before
+/// it is proposed, alone or as a MULTI block, and leaves nothing behind.
+fn oversized_writes_are_refused_before_proposing(c: &mut TestCluster) {
+    let p = c.wait_primary(ELECTION);
+    let mut con = c.conn(p).expect("connect");
+    let err = redis::cmd("SET").arg("huge").arg(vec![b'x'; 2 << 20]).query::<()>(&mut con).unwrap_err();
+    assert!(err.to_string().contains("over max_entry_bytes (1048576)"), "{err}");
+    let half = vec![b'y'; 600 << 10];
+    redis::cmd("MULTI").query::<()>(&mut con).expect("MULTI");
+    for k in ["half:1", "half:2"] {
+        let queued: String = redis::cmd("SET").arg(k).arg(&half).query(&mut con).expect("SET queued");
+        assert_eq!(queued, "QUEUED");
+    }
+    let exec: redis::RedisResult<Value> = redis::cmd("EXEC").query(&mut con);
+    let text = format!("{exec:?}");
+    assert!(text.contains("over max_entry_bytes"), "EXEC answered {text}");
+    let left: (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>) =
+        redis::pipe().get("huge").get("half:1").get("half:2").query(&mut con).expect("GET");
+    assert_eq!(left, (None, None, None), "an oversized write left data behind");
+    assert_serving(c, "oversized writes", 10_000);
 }
 
 /// The admin user can still change configuration: the gate keeps others out, not it.

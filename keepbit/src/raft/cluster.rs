@@ -164,6 +164,10 @@ impl Cluster {
     /// client must not wait for the quorum to come back (the outcome is then unknown).
     pub async fn submit_op(&self, op: &Op) -> Result<Written, ExecError> {
         let entry = Request(Bytes::from(op.encode().map_err(|e| ExecError::Fatal(e.to_string()))?));
+        let max = self.config.max_entry_bytes;
+        if entry.0.len() > max {
+            return Err(ExecError::TooLarge { bytes: entry.0.len(), max });
+        }
         let mut primary = self.primary.subscribe();
         let demoted = async move {
             if !*primary.borrow_and_update() || primary.wait_for(|p| !*p).await.is_err() {

@@ -21,7 +21,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::OptionalSend;
+use openraft::{EntryPayload, OptionalSend};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
@@ -33,7 +33,7 @@ use super::peer::{
     decode_payload, ms, read_frame, transfer_budget, write_parts, FrameError, OutFrame, PeerRequest, PeerResponse,
     RemoteResult,
 };
-use super::types::{Member, NodeId, Snapshot, TypeConfig, Vote};
+use super::types::{Entry, Member, NodeId, Snapshot, TypeConfig, Vote};
 
 /// Why a peer call failed. `Timeout` and `ConnectionLost` leave the outcome unknown: the
 /// request may have run.
@@ -258,6 +258,32 @@ fn frame_failure(addr: &str, phase: Phase, e: FrameError) -> Failure {
     Failure::Peer(err)
 }
 
+/// Bytes an entry adds to an AppendEntries frame, roughly: its payload plus the log id.
+fn entry_bytes(e: &Entry) -> usize {
+    const OVERHEAD: usize = 64;
+    match &e.payload {
+        EntryPayload::Normal(r) => r.0.len() + OVERHEAD,
+        EntryPayload::Membership(m) => m.nodes().count() * 128 + OVERHEAD,
+        EntryPayload::Blank => OVERHEAD,
+    }
+}
+
+/// Keeps the longest prefix of `entries` within `budget` bytes, but at least one entry;
+/// true if any were dropped (they follow in the next request).
+fn fit_entries(entries: &mut Vec<Entry>, budget: usize) -> bool {
+    let mut used = 0usize;
+    let keep = entries
+        .iter()
+        .position(|e| {
+            used = used.saturating_add(entry_bytes(e));
+            used > budget
+        })
+        .map_or(entries.len(), |i| i.max(1));
+    let truncated = keep < entries.len();
+    entries.truncate(keep);
+    truncated
+}
+
 /// An idle connection has nothing to read: EOF or stray bytes mean it is unusable.
 fn is_open(io: &mut Box<dyn PeerIo>) -> bool {
     let mut probe = [0u8; 1];
@@ -389,7 +415,13 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let mut rpc = rpc;
+        let truncated = fit_entries(&mut rpc.entries, self.pools.limits.append_bytes_max);
+        let last_sent = rpc.entries.last().map(|e| e.log_id);
         match self.rpc(&PeerRequest::Append(rpc), RPCTypes::AppendEntries, &option).await? {
+            PeerResponse::Append(Ok(AppendEntriesResponse::Success)) if truncated => {
+                Ok(AppendEntriesResponse::PartialSuccess(last_sent))
+            }
             PeerResponse::Append(r) => self.remote(r),
             other => Err(self.unexpected(other, "append")),
         }

@@ -330,3 +330,23 @@ async fn dials_from_own_ip() {
     dialed.expect("dial");
     assert_eq!(accepted.expect("accept").1.ip(), own_ip);
 }
+
+fn sized_entry(index: u64, payload_bytes: usize) -> Entry {
+    let log_id = openraft::LogId::new(openraft::impls::leader_id_adv::LeaderId { term: 1, node_id: 1 }, index);
+    Entry { log_id, payload: EntryPayload::Normal(crate::raft::types::Request(vec![0u8; payload_bytes].into())) }
+}
+
+/// AppendEntries batches are cut by bytes, never below one entry.
+#[test]
+fn append_batches_are_cut_by_bytes() {
+    let mut batch: Vec<Entry> = (1..=10).map(|i| sized_entry(i, 1000)).collect();
+    assert!(fit_entries(&mut batch, 3_500), "cut");
+    assert_eq!(batch.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), vec![1, 2, 3]);
+    let mut big = vec![sized_entry(1, 10_000), sized_entry(2, 10)];
+    assert!(fit_entries(&mut big, 1_000));
+    assert_eq!(big.len(), 1, "an entry over the budget still goes, alone");
+    let mut small: Vec<Entry> = (1..=3).map(|i| sized_entry(i, 10)).collect();
+    assert!(!fit_entries(&mut small, 1_000));
+    assert_eq!(small.len(), 3);
+    assert!(!fit_entries(&mut Vec::new(), 1_000), "a heartbeat stays a heartbeat");
+}

@@ -52,6 +52,10 @@ pub struct PeerLimits {
     /// A pooled connection idle longer than this is closed instead of reused (keep it below
     /// the server's `conn_idle_timeout_ms`).
     pub idle_conn_ttl_ms: u64,
+    /// Most entry payload bytes one AppendEntries carries (at least one entry is always
+    /// sent); openraft's batches are counted in entries, and 300 large entries would not fit
+    /// a frame. The rest follows in the next request.
+    pub append_bytes_max: usize,
     /// Concurrent calls per target; a call waits (within its deadline) for a slot.
     pub calls_in_flight_per_peer_max: usize,
     /// A full snapshot's deadline is `soft_ttl + len / this` (openraft's snapshot TTL is
@@ -81,6 +85,7 @@ impl Default for PeerLimits {
             idle_conns_per_peer_max: 4,
             idle_conn_ttl_ms: 30_000,
             calls_in_flight_per_peer_max: 64,
+            append_bytes_max: 8 << 20,
             snapshot_bytes_per_s_min: 8 << 20,
             handshake_timeout_ms: 5_000,
             conn_idle_timeout_ms: 120_000,
