@@ -226,8 +226,20 @@ async fn server(config: Config) -> anyhow::Result<()> {
         }
         tracing::info!("shutting down");
     };
-    keepbit::server::run(server, listener, shutdown).await;
-    Ok(())
+    let cluster = server.cluster.clone();
+    let stopped = async move {
+        match cluster {
+            Some(c) => c.stopped().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = keepbit::server::run(server, listener, shutdown) => Ok(()),
+        reason = stopped => {
+            tracing::error!("replication stopped for good, exiting: {reason}");
+            anyhow::bail!("replication stopped for good: {reason}")
+        }
+    }
 }
 
 /// Builds one node: the replicated state, its executor (standalone, or the cluster when

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::SnapshotPolicy;
 use tokio::sync::watch;
@@ -142,6 +143,21 @@ impl Cluster {
     /// Changes of `is_primary` (the server closes clients of a demoted primary).
     pub fn primary_changes(&self) -> watch::Receiver<bool> {
         self.primary.subscribe()
+    }
+
+    /// Resolves when replication has stopped for good (openraft's fatal error: a storage
+    /// failure such as a full disk, a panicked core), with the reason. The node cannot
+    /// recover by itself; the caller should exit so a supervisor restarts it.
+    pub async fn stopped(&self) -> String {
+        let mut rx = self.raft.metrics();
+        loop {
+            if let Err(fatal) = &rx.borrow_watched().running_state {
+                return fatal.to_string();
+            }
+            if rx.changed().await.is_err() {
+                return "the Raft core stopped".into();
+            }
+        }
     }
 
     pub fn role(&self) -> RoleView {

@@ -64,6 +64,8 @@ pub struct TestCluster {
     pub dir: PathBuf,
     mode: String,
     extra: String,
+    /// (node, MiB): that node's Raft directory is a private tmpfs of that size.
+    small_disk: Option<(u64, u64)>,
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -99,11 +101,14 @@ pub struct ClusterOptions<'a> {
     pub mode: &'a str,
     /// Extra lines for the [cluster] section.
     pub extra: &'a str,
+    /// (node, MiB): give that node a Raft directory on a tmpfs of that size, mounted in
+    /// a mount namespace of its own (needs root and `unshare`), so its disk fills up.
+    pub small_disk: Option<(u64, u64)>,
 }
 
 impl Default for ClusterOptions<'_> {
     fn default() -> Self {
-        ClusterOptions { nodes: 3, ips: Vec::new(), mode: "active-passive", extra: "" }
+        ClusterOptions { nodes: 3, ips: Vec::new(), mode: "active-passive", extra: "", small_disk: None }
     }
 }
 
@@ -140,7 +145,13 @@ impl TestCluster {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        let mut c = TestCluster { nodes: Vec::new(), dir, mode: o.mode.to_string(), extra: o.extra.to_string() };
+        let mut c = TestCluster {
+            nodes: Vec::new(),
+            dir,
+            mode: o.mode.to_string(),
+            extra: o.extra.to_string(),
+            small_disk: o.small_disk,
+        };
         for i in 0..o.nodes {
             let ip = o.ips.get(i).cloned().unwrap_or_else(|| "127.0.0.1".into());
             c.new_node(ip);
@@ -227,7 +238,20 @@ impl TestCluster {
         assert!(n.child.is_none(), "node {id} already running");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(n.log_path()).expect("log file");
         n.log_offset = log.metadata().map_or(0, |m| m.len() as usize);
-        let child = Command::new(env!("CARGO_BIN_EXE_keepbit"))
+        let exe = env!("CARGO_BIN_EXE_keepbit");
+        let mut cmd = match self.small_disk {
+            Some((node, mib)) if node == id => {
+                let raft_dir = n.config.with_file_name("raft");
+                std::fs::create_dir_all(&raft_dir).expect("raft dir");
+                // unshare execs the shell, which execs keepbit: the PID stays the node's.
+                let mut c = Command::new("unshare");
+                let script = format!("mount -t tmpfs -o size={mib}m tmpfs \"$0\" && exec \"$@\"");
+                c.args(["-m", "sh", "-c", &script]).arg(&raft_dir).arg(exe);
+                c
+            }
+            _ => Command::new(exe),
+        };
+        let child = cmd
             .args(["server", "--config"])
             .arg(&n.config)
             .stdout(Stdio::null())
