@@ -303,12 +303,18 @@ impl Writer {
 
     /// Replaces the metadata file atomically. `durable_rename` = also fsync the directory;
     /// skipped for committed-only updates, since either file version holds the same vote.
+    /// A durable update (a vote) is synced under every fsync policy, `os` included: a node
+    /// that forgets its vote after a power loss can vote twice in one term.
     pub(super) fn persist_meta(&mut self, durable_rename: bool) -> io::Result<()> {
         self.meta.format_version = META_FORMAT_VERSION;
         let payload = postcard::to_stdvec(&self.meta).map_err(io::Error::other)?;
         let mut buf = Vec::with_capacity(payload.len() + RECORD_HEADER_BYTES as usize);
         push_record(&mut buf, &payload);
-        write_atomic_with(&self.dir, META_FILE, &buf, durable_rename, |f| self.sync_all(f))?;
+        let sync = |f: &File| match durable_rename {
+            true => self.forced_sync(|| f.sync_all()),
+            false => self.sync_all(f),
+        };
+        write_atomic_with(&self.dir, META_FILE, &buf, durable_rename, sync)?;
         self.meta_dirty = false;
         Ok(())
     }
@@ -329,6 +335,11 @@ impl Writer {
         if self.opts.fsync == Fsync::Os {
             return Ok(());
         }
+        self.forced_sync(sync)
+    }
+
+    /// Syncs whatever the policy.
+    pub(super) fn forced_sync(&self, sync: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
         sync()?;
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
