@@ -20,6 +20,7 @@ use super::contact::ContactRecorder;
 use super::log_store::{LogOptions, LogStore};
 use super::network::{Network, PeerLimits};
 use super::peer;
+use super::peer::PeerAuth;
 use super::role::{self, LeaderContact, RoleView};
 use super::state_machine::StateMachine;
 use super::types::{LogPosition, Member, NodeId, Request, Response, TypeConfig};
@@ -84,7 +85,9 @@ impl Cluster {
         let log = LogStore::open(&dir.join("log"), LogOptions { fsync: cc.fsync, ..LogOptions::default() }).await?;
         let sm = StateMachine::open(&dir.join("state"), machine.clone())?;
         let limits = PeerLimits { frame_len_max_bytes: cc.peer_frame_len_max_bytes, ..PeerLimits::default() };
-        let network = Network::new(peer_addr.ip(), cc.secret.clone(), limits.clone()).with_node_id(cc.node_id);
+        // Every member must apply ops alike: what must match is checked in each handshake.
+        let auth = PeerAuth { secret: cc.secret.clone(), params: format!("databases={}", config.databases) };
+        let network = Network::new(peer_addr.ip(), auth.clone(), limits.clone()).with_node_id(cc.node_id);
         let raft = Raft::new(cc.node_id, Arc::new(raft_config(&cc)?), network.clone(), log, sm).await?;
         let listener = tokio::net::TcpListener::bind(peer_addr).await?;
         tracing::info!("node {} peer port {peer_addr}", cc.node_id);
@@ -102,7 +105,7 @@ impl Cluster {
         tokio::spawn(peer::serve_with_limits(
             listener,
             ContactRecorder { raft: raft.clone(), contact: cluster.leader_contact.clone() },
-            cc.secret.clone(),
+            auth,
             app::handler(&cluster),
             limits,
             std::future::pending::<()>(),

@@ -30,8 +30,8 @@ use tokio::time::Instant;
 use super::peer::handshake::{self, DialError};
 pub use super::peer::PeerLimits;
 use super::peer::{
-    decode_payload, ms, read_frame, transfer_budget, write_parts, FrameError, OutFrame, PeerRequest, PeerResponse,
-    RemoteResult,
+    decode_payload, ms, read_frame, transfer_budget, write_parts, FrameError, OutFrame, PeerAuth, PeerRequest,
+    PeerResponse, RemoteResult,
 };
 use super::types::{Entry, Member, NodeId, Snapshot, TypeConfig, Vote};
 
@@ -105,7 +105,7 @@ struct PeerSlot {
 
 /// Connection pools for every target, shared by all clients of one node.
 pub struct Pools {
-    secret: String,
+    auth: PeerAuth,
     limits: PeerLimits,
     dialer: Arc<dyn Dialer>,
     /// By target address; one entry per peer ever called.
@@ -172,7 +172,7 @@ impl Pools {
             Err(_) => return Err(unreachable(format!("no connection within {connect_timeout:?}"))),
         };
         let wait = deadline.saturating_duration_since(Instant::now());
-        match handshake::dial(&mut io, &self.secret, from, wait).await {
+        match handshake::dial(&mut io, &self.auth, from, wait).await {
             Ok(()) => Ok(io),
             Err(DialError::Frame(e)) => Err(frame_failure(addr, Phase::Hello, e)),
             Err(DialError::Refused(reason)) => Err(Failure::Peer(PeerError::Refused { addr: addr.to_owned(), reason })),
@@ -310,12 +310,12 @@ pub struct Network {
 impl Network {
     /// Dials from `own_ip` (port 0). Set this node's id with [`Network::with_node_id`]
     /// before cloning; until then hellos announce node 0.
-    pub fn new(own_ip: IpAddr, secret: String, limits: PeerLimits) -> Self {
-        Network::with_dialer(Arc::new(BoundTcpDialer { own_ip }), secret, limits)
+    pub fn new(own_ip: IpAddr, auth: PeerAuth, limits: PeerLimits) -> Self {
+        Network::with_dialer(Arc::new(BoundTcpDialer { own_ip }), auth, limits)
     }
 
-    pub fn with_dialer(dialer: Arc<dyn Dialer>, secret: String, limits: PeerLimits) -> Self {
-        let pools = Pools { secret, limits, dialer, peers: Mutex::new(HashMap::new()) };
+    pub fn with_dialer(dialer: Arc<dyn Dialer>, auth: PeerAuth, limits: PeerLimits) -> Self {
+        let pools = Pools { auth, limits, dialer, peers: Mutex::new(HashMap::new()) };
         Network { pools: Arc::new(pools), node_id: 0 }
     }
 

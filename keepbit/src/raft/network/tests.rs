@@ -172,7 +172,7 @@ async fn malformed_frames_close_only_their_connection() {
     assert_closed_by_server(resp_client).await;
 
     let mut oversize = TcpStream::connect(server.addr).await.expect("connect");
-    handshake::dial(&mut oversize, SECRET, 9, T).await.expect("handshake");
+    handshake::dial(&mut oversize, &SECRET.into(), 9, T).await.expect("handshake");
     oversize.write_all(&u32::MAX.to_be_bytes()).await.expect("write");
     assert_closed_by_server(oversize).await;
 
@@ -190,7 +190,7 @@ async fn silent_inbound_connections_are_closed() {
     assert_closed_by_server(mute).await;
 
     let mut idle = TcpStream::connect(server.addr).await.expect("connect");
-    handshake::dial(&mut idle, SECRET, 9, T).await.expect("handshake");
+    handshake::dial(&mut idle, &SECRET.into(), 9, T).await.expect("handshake");
     assert_closed_by_server(idle).await;
     server.stop().await;
 }

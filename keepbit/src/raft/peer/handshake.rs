@@ -31,6 +31,21 @@ pub const HELLO_LEN_MAX_BYTES: usize = 4096;
 
 pub type Nonce = [u8; 32];
 
+/// What a node proves and declares in every handshake: the cluster secret, and the
+/// parameters every member must share (`databases=16`): a node configured differently
+/// would apply the same ops with different results, so it is refused with a clear reason.
+#[derive(Clone, Debug, Default)]
+pub struct PeerAuth {
+    pub secret: String,
+    pub params: String,
+}
+
+impl From<&str> for PeerAuth {
+    fn from(secret: &str) -> Self {
+        PeerAuth { secret: secret.to_string(), params: String::new() }
+    }
+}
+
 /// The first frame on every connection. Carries no secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
@@ -38,11 +53,13 @@ pub struct Hello {
     pub version: u16,
     pub from: NodeId,
     pub nonce: Nonce,
+    /// The dialer's [`PeerAuth::params`].
+    pub params: String,
 }
 
 impl Hello {
     pub fn new(from: NodeId) -> Self {
-        Hello { magic: PEER_MAGIC, version: PEER_PROTOCOL_VERSION, from, nonce: rand::random() }
+        Hello { magic: PEER_MAGIC, version: PEER_PROTOCOL_VERSION, from, nonce: rand::random(), params: String::new() }
     }
 }
 
@@ -125,11 +142,19 @@ async fn recv<R: AsyncRead + Unpin, T: serde::de::DeserializeOwned>(
 /// Server side: runs the handshake and returns the dialer's node id, or why it was refused.
 pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut S,
-    secret: &str,
+    auth: &PeerAuth,
     wait: Duration,
 ) -> Result<NodeId, String> {
+    let secret = auth.secret.as_str();
     let hello: Hello = recv(io, wait).await.map_err(|e| format!("bad hello: {e}"))?;
-    if let Err(reason) = check_hello(&hello) {
+    let verdict = check_hello(&hello).and_then(|()| match hello.params == auth.params {
+        true => Ok(()),
+        false => Err(format!(
+            "cluster parameters differ: the dialer has \"{}\", this node \"{}\"",
+            hello.params, auth.params
+        )),
+    });
+    if let Err(reason) = verdict {
         let _ = send(io, &HelloReply::Refused { reason: reason.clone() }, wait).await;
         return Err(format!("{reason} (node {})", hello.from));
     }
@@ -165,11 +190,12 @@ impl From<FrameError> for DialError {
 /// Dialer side: proves this node (`from`) knows `secret` to a server that proves it too.
 pub async fn dial<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut S,
-    secret: &str,
+    auth: &PeerAuth,
     from: NodeId,
     wait: Duration,
 ) -> Result<(), DialError> {
-    let hello = Hello::new(from);
+    let secret = auth.secret.as_str();
+    let hello = Hello { params: auth.params.clone(), ..Hello::new(from) };
     send(io, &hello, wait).await?;
     let (nonce, server_proof) = match recv(io, wait).await? {
         HelloReply::Challenge { nonce, proof } => (nonce, proof),
@@ -222,16 +248,16 @@ mod tests {
     #[tokio::test]
     async fn handshake_over_a_pipe() {
         let wait = Duration::from_secs(5);
+        let (secret, other): (PeerAuth, PeerAuth) = ("s3cret-value".into(), "other".into());
         let (mut a, mut b) = tokio::io::duplex(64 * 1024);
-        let (dialed, accepted) =
-            tokio::join!(dial(&mut a, "s3cret-value", 4, wait), accept(&mut b, "s3cret-value", wait));
+        let (dialed, accepted) = tokio::join!(dial(&mut a, &secret, 4, wait), accept(&mut b, &secret, wait));
         assert!(dialed.is_ok(), "{dialed:?}");
         assert_eq!(accepted, Ok(4));
 
         // A server with another secret: the dialer refuses to send its proof.
         let (mut a, mut b) = tokio::io::duplex(64 * 1024);
-        let (dialed, accepted) = tokio::join!(dial(&mut a, "s3cret-value", 4, wait), async {
-            let r = accept(&mut b, "other", wait).await;
+        let (dialed, accepted) = tokio::join!(dial(&mut a, &secret, 4, wait), async {
+            let r = accept(&mut b, &other, wait).await;
             drop(b);
             r
         });
@@ -254,8 +280,16 @@ mod tests {
             send(&mut wr, &HelloReply::Ok, wait).await.expect("ok");
             seen
         };
-        let (dialed, seen) = tokio::join!(dial(&mut a, "s3cret-value", 4, wait), recorder);
+        let (dialed, seen) = tokio::join!(dial(&mut a, &secret, 4, wait), recorder);
         assert!(dialed.is_ok(), "{dialed:?}");
         assert!(!seen.windows(b"s3cret-value".len()).any(|w| w == b"s3cret-value"), "the secret went over the wire");
+
+        // Same secret, different shared parameters: refused, saying which.
+        let (mut a, mut b) = tokio::io::duplex(64 * 1024);
+        let mine = PeerAuth { secret: "s".into(), params: "databases=16".into() };
+        let theirs = PeerAuth { secret: "s".into(), params: "databases=8".into() };
+        let (dialed, accepted) = tokio::join!(dial(&mut a, &theirs, 4, wait), accept(&mut b, &mine, wait));
+        assert!(matches!(&dialed, Err(DialError::Refused(r)) if r.contains("databases=8")), "{dialed:?}");
+        assert!(accepted.is_err_and(|r| r.contains("parameters differ")));
     }
 }

@@ -326,5 +326,5 @@ mod server;
 #[cfg(test)]
 mod tests;
 
-pub use handshake::{Hello, HelloReply, HELLO_LEN_MAX_BYTES};
+pub use handshake::{Hello, HelloReply, PeerAuth, HELLO_LEN_MAX_BYTES};
 pub use server::*;

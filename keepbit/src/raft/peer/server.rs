@@ -70,7 +70,7 @@ where
 struct ServerCtx {
     raft: Box<dyn RaftHandle>,
     app: Arc<dyn AppHandler>,
-    secret: String,
+    auth: PeerAuth,
     limits: PeerLimits,
     /// Connections per source address that have not finished their handshake.
     handshaking: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
@@ -115,11 +115,11 @@ impl Drop for HandshakeSlot<'_> {
 pub async fn serve(
     listener: TcpListener,
     raft: impl RaftHandle,
-    secret: String,
+    auth: PeerAuth,
     app: Arc<dyn AppHandler>,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve_with_limits(listener, raft, secret, app, PeerLimits::default(), shutdown).await;
+    serve_with_limits(listener, raft, auth, app, PeerLimits::default(), shutdown).await;
 }
 
 /// Serves peers on `listener` until `shutdown` resolves, one task per connection; open
@@ -128,13 +128,13 @@ pub async fn serve(
 pub async fn serve_with_limits(
     listener: TcpListener,
     raft: impl RaftHandle,
-    secret: String,
+    auth: PeerAuth,
     app: Arc<dyn AppHandler>,
     limits: PeerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.inbound_conns_max));
-    let ctx = Arc::new(ServerCtx { raft: Box::new(raft), app, secret, limits, handshaking: Default::default() });
+    let ctx = Arc::new(ServerCtx { raft: Box::new(raft), app, auth, limits, handshaking: Default::default() });
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -234,7 +234,7 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, peer: SocketAd
 
 /// Runs the handshake and returns the peer's node id; or why it was refused.
 async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S, ctx: &ServerCtx) -> Result<NodeId, String> {
-    super::handshake::accept(io, &ctx.secret, ms(ctx.limits.handshake_timeout_ms)).await
+    super::handshake::accept(io, &ctx.auth, ms(ctx.limits.handshake_timeout_ms)).await
 }
 
 /// Runs the request; `None` if the peer closed (or broke the one-request-at-a-time rule)
