@@ -568,6 +568,34 @@ fn cluster_add_makes_a_new_node_a_voter_with_the_data() {
     redis::cmd("SET").arg("after-remove").arg(1).query::<()>(&mut con).expect("the cluster still writes");
 }
 
+/// A node whose data directory is wiped, restarted with the same config (`join = false`),
+/// does not form a cluster again: it says why, takes the running cluster's log, and
+/// serves every key.
+#[test]
+fn a_wiped_node_rejoins_by_catching_up_never_by_forming() {
+    let mut c = TestCluster::start(ClusterOptions::default());
+    let p = c.wait_settled(ELECTION);
+    let mut con = c.conn(p).expect("connect");
+    for i in 0..50 {
+        redis::cmd("SET").arg(format!("wiped:{i}")).arg(i).query::<()>(&mut con).expect("SET");
+    }
+    let victim = c.ids().into_iter().find(|&id| id != p).expect("a standby");
+    c.kill(victim);
+    std::fs::remove_dir_all(c.node(victim).config.with_file_name("raft")).expect("wipe the data");
+    c.start_node(victim);
+    wait_for("the wiped node to notice the running cluster", ELECTION, || {
+        c.log_since_start(victim).contains("starts with an empty data directory")
+    });
+    let p = c.wait_primary(ELECTION);
+    c.wait_applied(victim, c.applied(p).expect("primary answers"), CATCH_UP);
+    let mut ro = c.readonly_conn(victim).expect("connect");
+    for i in 0..50 {
+        let v: Option<usize> = redis::cmd("GET").arg(format!("wiped:{i}")).query(&mut ro).expect("GET");
+        assert_eq!(v, Some(i), "key wiped:{i} on the wiped node");
+    }
+    assert!(!c.log_since_start(victim).contains("formed cluster"), "the wiped node formed a cluster again");
+}
+
 /// A node that never answers is never promoted: adding an address nobody listens on fails
 /// after `add_node_timeout_ms` saying so, the node is no member afterwards, and the
 /// cluster keeps writing with its three voters.

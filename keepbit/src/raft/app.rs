@@ -41,6 +41,9 @@ pub enum AppRequest {
     },
     /// Whether the receiver is primary now (discovery double-checks before naming it).
     IsPrimary,
+    /// Whether the receiver belongs to a formed cluster, and its commit index (a node
+    /// starting with an empty disk asks before it forms anything).
+    Progress,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -54,6 +57,10 @@ pub enum AppResponse {
     ReadIndex(u64),
     IsPrimary(bool),
     Done,
+    Progress {
+        initialized: bool,
+        committed: u64,
+    },
 }
 
 impl From<Result<Written, ExecError>> for AppResponse {
@@ -119,6 +126,10 @@ pub async fn handle(cluster: &Cluster, req: AppRequest) -> AppResponse {
             }
         }
         AppRequest::IsPrimary => AppResponse::IsPrimary(cluster.is_primary()),
+        AppRequest::Progress => {
+            let (initialized, committed) = cluster.progress().await;
+            AppResponse::Progress { initialized, committed }
+        }
         AppRequest::ReadIndex => match cluster.read_index().await {
             Ok(i) => AppResponse::ReadIndex(i),
             Err(e) => AppResponse::Failed(e),

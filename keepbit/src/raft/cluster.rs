@@ -4,7 +4,6 @@
 //! Routing of client requests by role is in [`super::routing`], the role decision in
 //! [`super::role`], the peer application protocol in [`super::app`].
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +15,7 @@ use openraft::SnapshotPolicy;
 use tokio::sync::watch;
 
 use super::app::{self, AppRequest, AppResponse};
-use super::contact::ContactRecorder;
+use super::contact::{ContactRecorder, VoteGate};
 use super::log_store::{LogOptions, LogStore};
 use super::network::{Network, PeerLimits};
 use super::peer;
@@ -38,13 +37,15 @@ pub struct Cluster {
     pub config: ClusterConfig,
     pub machine: Arc<Machine<LogPosition>>,
     pub(super) clock: Arc<dyn Clock>,
-    network: Network,
+    pub(super) network: Network,
     role: Mutex<RoleView>,
     /// Whether this node is primary (leader with a live lease); writes in flight, and
     /// the server (to close clients of a demoted primary), watch it.
     primary: watch::Sender<bool>,
     /// The leader that last replicated to this node, and when.
     pub(super) leader_contact: LeaderContact,
+    /// When this node may grant votes (after start-up, after catching up).
+    pub(super) vote_gate: Arc<VoteGate>,
 }
 
 /// How long a membership change forwarded to the primary may take.
@@ -65,6 +66,11 @@ fn raft_config(cc: &ClusterConfig) -> anyhow::Result<openraft::Config> {
         // acknowledged before the crash, and a read served at it would miss acknowledged
         // writes. An election gives the new term a fresh blank entry that reads wait for.
         enable_leader_restore: Some(false),
+        // A follower whose disk was wiped comes back with an empty log; without this the
+        // leader's Raft core panics on seeing the follower's log go backwards (found by
+        // tests/cluster.rs a_wiped_node_rejoins_…). It is safe here because such a node
+        // does not vote until it has caught up again (bootstrap.rs, contact.rs).
+        allow_log_reversion: Some(true),
         ..Default::default()
     }
     .validate()?)
@@ -101,10 +107,15 @@ impl Cluster {
             role: Mutex::new(RoleView::default()),
             primary: watch::Sender::new(false),
             leader_contact: LeaderContact::default(),
+            vote_gate: Arc::new(VoteGate::starting(Duration::from_millis(cc.election_timeout_max_ms))),
         });
         tokio::spawn(peer::serve_with_limits(
             listener,
-            ContactRecorder { raft: raft.clone(), contact: cluster.leader_contact.clone() },
+            ContactRecorder {
+                raft: raft.clone(),
+                contact: cluster.leader_contact.clone(),
+                gate: cluster.vote_gate.clone(),
+            },
             auth,
             app::handler(&cluster),
             limits,
@@ -117,28 +128,6 @@ impl Cluster {
 
     /// Forms the cluster from the static peer list the first time, unless this node was
     /// told to wait to be added (`join = true`).
-    async fn bootstrap(&self) -> anyhow::Result<()> {
-        if self.raft.is_initialized().await? {
-            return Ok(());
-        }
-        let cc = &self.config;
-        if cc.join {
-            // Forming a cluster here would give this node a log of its own; it must take
-            // the running cluster's log when the primary adds it.
-            tracing::info!("node {} waits to be added to a running cluster (join = true)", cc.node_id);
-            return Ok(());
-        }
-        let members: BTreeMap<NodeId, Member> =
-            cc.peers.iter().map(|p| (p.id, Member::new(p.addr.clone(), p.client_addr.clone()))).collect();
-        // Every node proposes the same initial membership; whichever runs first forms
-        // the cluster, the others find it already formed.
-        match self.raft.initialize(members).await {
-            Ok(()) => tracing::info!("formed cluster {} with {} members", cc.name, cc.peers.len()),
-            Err(e) => tracing::info!("cluster already formed: {e}"),
-        }
-        Ok(())
-    }
-
     pub fn is_primary(&self) -> bool {
         *self.primary.borrow()
     }

@@ -3,13 +3,16 @@
 //!
 //! - [`types`]: the type configuration (`Request` = an encoded `Op`, `Response` = a `Reply`),
 //!   `Member` (a node's peer and client addresses) and `LogPosition`.
-//! - [`cluster`]: `Cluster`: wiring, bootstrap, proposing ops.
+//! - [`cluster`]: `Cluster`: wiring, proposing ops.
+//! - [`bootstrap`]: forming the cluster on first start only (an empty disk in a running
+//!   cluster takes its log and votes once caught up).
 //! - [`membership`]: adding a node (promoted only once caught up) and removing one.
 //! - [`routing`]: client requests by role (propose, forward, refuse; read barriers): the
 //!   cluster's side of `machine::Executor`.
 //! - [`role`]: the role decision as a pure function, and the loop that follows openraft.
 //! - [`app`]: the application protocol between nodes (forwarded writes, read index …).
-//! - [`contact`]: records when a leader last reached this node.
+//! - [`contact`]: records when a leader last reached this node; gates votes after a
+//!   restart (the quiet period) and after an empty-disk start.
 //! - [`state_machine`]: applies committed entries to the `Machine`; snapshots.
 //! - [`log_store`]: the durable segmented log (group-commit fsync) and vote/metadata files,
 //!   behind openraft's `RaftLogStorage`.
@@ -17,6 +20,7 @@
 //!   secret, pooled connections, timeouts), client and server sides.
 
 pub mod app;
+pub mod bootstrap;
 pub mod cluster;
 pub mod contact;
 pub mod log_store;

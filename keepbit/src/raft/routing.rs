@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use openraft::async_runtime::WatchReceiver;
+use openraft::Instant as _;
 use openraft::ReadPolicy;
 
 use super::app::{AppRequest, AppResponse};
@@ -115,12 +117,22 @@ impl Cluster {
         }
     }
 
+    /// Whether a quorum acknowledged this leader recently enough that its lease holds with
+    /// a margin (a quarter of it) to spare: a lease read relies on followers refusing to
+    /// vote for the lease's length, measured on their clocks, not ours. Otherwise the read
+    /// pays for a ReadIndex round instead.
+    fn lease_has_margin(&self) -> bool {
+        let lease = Duration::from_millis(self.config.election_timeout_max_ms);
+        let acked = self.raft.metrics().borrow_watched().last_quorum_acked;
+        acked.is_some_and(|at| at.elapsed() + lease / 4 <= lease)
+    }
+
     /// Waits until a read here may be served under the configured consistency.
     async fn barrier(&self, readonly_conn: bool) -> Result<(), ExecError> {
         let consistency = self.config.read_consistency;
         if self.is_primary() {
             if consistency == ReadConsistency::Stale
-                || self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await.is_ok()
+                || (self.lease_has_margin() && self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await.is_ok())
             {
                 return Ok(());
             }
