@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::types::{Entry, LogId, TypeConfig, Vote};
-use crate::atomic_file::write_atomic_with;
+use crate::atomic_file::{remove_temporaries, write_atomic_with};
 pub use crate::config::Fsync;
 
 pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 * 1024 * 1024;

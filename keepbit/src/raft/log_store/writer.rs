@@ -26,6 +26,7 @@ impl Writer {
                 File::open(parent)?.sync_all()?;
             }
         }
+        remove_temporaries(&dir, META_FILE)?;
         let meta = read_meta(&dir)?;
         let purged_next = meta.last_purged.as_ref().map(|l| l.index + 1);
         let mut firsts = list_segments(&dir)?;
