@@ -95,29 +95,30 @@ mod tests {
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("keepbit-atomic-{name}-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        fs::create_dir_all(&dir).expect("mkdir");
         dir
     }
 
     fn temporaries(dir: &Path) -> Vec<String> {
-        let names = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned());
+        let names =
+            fs::read_dir(dir).expect("list").map(|e| e.expect("entry").file_name().to_string_lossy().into_owned());
         names.filter(|n| n.ends_with(TEMP_SUFFIX)).collect()
     }
 
     #[test]
     fn replaces_the_file_and_leaves_no_temporary() {
         let dir = temp_dir("replace");
-        write_atomic(&dir, "f", b"old").unwrap();
+        write_atomic(&dir, "f", b"old").expect("write");
         let syncs = std::cell::Cell::new(0);
         write_atomic_with(&dir, "f", b"new", true, |_| {
             syncs.set(syncs.get() + 1);
             Ok(())
         })
-        .unwrap();
-        assert_eq!(fs::read(dir.join("f")).unwrap(), b"new");
+        .expect("write");
+        assert_eq!(fs::read(dir.join("f")).expect("read"), b"new");
         assert!(temporaries(&dir).is_empty());
         assert_eq!(syncs.get(), 2, "the file and the directory");
-        fs::remove_dir_all(&dir).unwrap();
+        fs::remove_dir_all(&dir).expect("clean up");
     }
 
     /// Regression: every write used `<name>.tmp`, so two concurrent writes of one name
@@ -128,18 +129,18 @@ mod tests {
     fn concurrent_writes_use_their_own_temporaries() {
         let dir = temp_dir("concurrent");
         let sync = |f: &File| f.sync_all();
-        let first = Staged::write(&dir, "f", b"first", sync).unwrap();
-        let second = Staged::write(&dir, "f", b"second", sync).unwrap();
+        let first = Staged::write(&dir, "f", b"first", sync).expect("stage");
+        let second = Staged::write(&dir, "f", b"second", sync).expect("stage");
         assert_eq!(temporaries(&dir).len(), 2);
-        second.commit(true, sync).unwrap();
+        second.commit(true, sync).expect("commit");
         drop(first);
-        assert_eq!(fs::read(dir.join("f")).unwrap(), b"second");
+        assert_eq!(fs::read(dir.join("f")).expect("read"), b"second");
         assert!(temporaries(&dir).is_empty());
 
-        fs::write(dir.join("f.123.4.tmp"), b"left by a crash").unwrap();
-        fs::write(dir.join("other.tmp"), b"not ours").unwrap();
-        remove_temporaries(&dir, "f").unwrap();
+        fs::write(dir.join("f.123.4.tmp"), b"left by a crash").expect("write");
+        fs::write(dir.join("other.tmp"), b"not ours").expect("write");
+        remove_temporaries(&dir, "f").expect("remove");
         assert_eq!(temporaries(&dir), vec!["other.tmp".to_string()]);
-        fs::remove_dir_all(&dir).unwrap();
+        fs::remove_dir_all(&dir).expect("clean up");
     }
 }

@@ -107,7 +107,7 @@ impl StateMachine {
 
     fn restore(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
         let ks = Keyspace::from_snapshot(data).map_err(io_err)?;
-        let position = LogPosition { applied: meta.last_log_id.clone(), membership: meta.last_membership.clone() };
+        let position = LogPosition { applied: meta.last_log_id, membership: meta.last_membership.clone() };
         self.machine.install(ks, position);
         Ok(())
     }
@@ -155,7 +155,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
         while let Some((entry, responder)) = entries.try_next().await? {
-            let log_id = entry.log_id.clone();
+            let log_id = entry.log_id;
             let response = match entry.payload {
                 EntryPayload::Normal(req) => {
                     let w = self.machine.apply_logged(|p| p.applied = Some(log_id), &req.0);
@@ -163,7 +163,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
                 EntryPayload::Membership(m) => {
                     self.machine.update_meta(|p| {
-                        p.applied = Some(log_id.clone());
+                        p.applied = Some(log_id);
                         p.membership = StoredMembership::new(Some(log_id), m);
                     });
                     Response { reply: Reply::Ok, db_after: 0 }
