@@ -83,7 +83,7 @@ pub(super) fn read_meta(dir: &Path) -> io::Result<Meta> {
     Ok(meta)
 }
 
-/// One segment read at open. `torn` = data ended in a record that was never fully written.
+/// One segment read at open. `torn` = its data ended in a torn write that recovery cuts.
 pub(super) struct Scan {
     pub(super) entries: Vec<Entry>,
     pub(super) record_offsets: Vec<u64>,
@@ -91,39 +91,90 @@ pub(super) struct Scan {
     pub(super) torn: bool,
 }
 
-pub(super) fn scan_segment(path: &Path, first_index: u64) -> io::Result<Scan> {
-    let file = File::open(path)?;
-    let file_bytes = file.metadata()?.len();
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+/// What the bytes at one offset of a segment hold.
+enum Record<'a> {
+    /// The data ends: a zero length, or fewer than a header's bytes, all zero.
+    End,
+    Intact(&'a [u8]),
+    /// Not a whole record; `next` = where the following record starts if the length is right.
+    Bad {
+        reason: &'static str,
+        next: Option<u64>,
+    },
+}
+
+fn record_at(bytes: &[u8], offset: u64) -> Record<'_> {
+    let rest = usize::try_from(offset).ok().and_then(|o| bytes.get(o..)).unwrap_or_default();
+    let Some((header, rest)) = rest.split_first_chunk::<8>() else {
+        return match rest.iter().all(|&b| b == 0) {
+            true => Record::End,
+            false => Record::Bad { reason: "a partial record header", next: None },
+        };
+    };
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len == 0 {
+        return Record::End;
+    }
+    let Some(payload) = rest.get(..len as usize) else {
+        return Record::Bad { reason: "a record running past the end of the file", next: None };
+    };
+    if crc32c::crc32c(payload) != crc {
+        let next = Some(offset + RECORD_HEADER_BYTES + u64::from(len));
+        return Record::Bad { reason: "a checksum mismatch", next };
+    }
+    Record::Intact(payload)
+}
+
+/// The first intact record reached by following record lengths from `offset`, if any.
+fn intact_record_from(bytes: &[u8], mut offset: u64) -> Option<u64> {
+    loop {
+        match record_at(bytes, offset) {
+            Record::Intact(_) => return Some(offset),
+            Record::Bad { next: Some(next), .. } => offset = next,
+            Record::End | Record::Bad { next: None, .. } => return None,
+        }
+    }
+}
+
+/// Reads the segment at `path`; `last` = no segment follows it.
+///
+/// The torn-tail rule. The writer fsyncs a segment before starting the next one, so only
+/// the last segment can hold a write that a crash interrupted, and such a write is never
+/// followed by data that was acknowledged. The scan stops at the first record that is not
+/// whole: a partial header, a payload running past the end of the file, or a checksum
+/// mismatch. That record and everything after it are a torn tail, cut by recovery, only if
+/// the segment is the last one and no intact record follows it (following the damaged
+/// records' lengths until a zero length or the end of the file). Anything else is
+/// corruption of data that may have been acknowledged, and the log refuses to open
+/// ([`LogError::Corrupt`]) rather than silently drop it. Zeros after the data
+/// (preallocation, a cut tail) end it normally.
+///
+/// Limits: a length field damaged so that it points past the end of the file is taken
+/// for a torn write, and one damaged to a smaller length may hide the intact records
+/// behind it; the checksum covers the payload, not the header.
+pub(super) fn scan_segment(path: &Path, first_index: u64, last: bool) -> io::Result<Scan> {
+    let bytes = fs::read(path)?;
     let mut scan = Scan { entries: Vec::new(), record_offsets: Vec::new(), end_offset: 0, torn: false };
     loop {
         let offset = scan.end_offset;
-        let remaining_bytes = file_bytes - offset;
-        if remaining_bytes < RECORD_HEADER_BYTES {
-            // A segment filled to within a header of its end; only zeros may follow.
-            let mut tail = Vec::new();
-            reader.read_to_end(&mut tail)?;
-            scan.torn = tail.iter().any(|&b| b != 0);
-            return Ok(scan);
-        }
-        let mut header = [0u8; 8];
-        reader.read_exact(&mut header)?;
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if len == 0 {
-            return Ok(scan);
-        }
-        if u64::from(len) > remaining_bytes - RECORD_HEADER_BYTES {
-            scan.torn = true;
-            return Ok(scan);
-        }
-        let mut payload = vec![0u8; len as usize];
-        reader.read_exact(&mut payload)?;
-        if crc32c::crc32c(&payload) != crc {
-            scan.torn = true;
-            return Ok(scan);
-        }
-        let entry: Entry = postcard::from_bytes(&payload).map_err(|e| LogError::Undecodable {
+        let payload = match record_at(&bytes, offset) {
+            Record::End => return Ok(scan),
+            Record::Intact(payload) => payload,
+            Record::Bad { reason, next } => {
+                let intact_after = next.and_then(|n| intact_record_from(&bytes, n));
+                let reason = match (last, intact_after) {
+                    (true, None) => {
+                        scan.torn = true;
+                        return Ok(scan);
+                    }
+                    (false, _) => format!("{reason} in a segment that later segments follow"),
+                    (true, Some(n)) => format!("{reason}, followed by an intact record at byte {n}"),
+                };
+                return Err(LogError::Corrupt { path: path.to_path_buf(), offset, reason }.into());
+            }
+        };
+        let entry: Entry = postcard::from_bytes(payload).map_err(|e| LogError::Undecodable {
             path: path.to_path_buf(),
             offset,
             reason: e.to_string(),
@@ -135,6 +186,6 @@ pub(super) fn scan_segment(path: &Path, first_index: u64) -> io::Result<Scan> {
         }
         scan.record_offsets.push(offset);
         scan.entries.push(entry);
-        scan.end_offset = offset + RECORD_HEADER_BYTES + u64::from(len);
+        scan.end_offset = offset + RECORD_HEADER_BYTES + payload.len() as u64;
     }
 }

@@ -3,7 +3,9 @@
 //! Files under the caller's directory:
 //! - `<first index, 20 digits>.log`: segments preallocated to `segment_size_bytes`, holding
 //!   records `[len: u32 LE][crc32c(payload): u32 LE][payload = postcard(Entry)]`. A zero
-//!   `len` ends a segment's data; a full segment is rolled into a new one.
+//!   `len` ends a segment's data; a full segment is rolled into a new one. At open, a torn
+//!   write at the end of the last segment is cut; any other damage refuses to open
+//!   ([`LogError::Corrupt`], rule at `files::scan_segment`, repair in [`REPAIR`]).
 //! - `meta`: vote, committed and last purged log ids, replaced atomically (temp file,
 //!   fsync, rename, directory fsync).
 //!
@@ -17,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::types::{Entry, LogId, TypeConfig, Vote};
-use crate::atomic_file::write_atomic_with;
+use crate::atomic_file::{remove_temporaries, write_atomic_with};
 pub use crate::config::Fsync;
 
 pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 * 1024 * 1024;
@@ -70,18 +72,30 @@ impl LogOptions {
     }
 }
 
+/// What to do about a log that refuses to open because its files are damaged.
+pub const REPAIR: &str = "restore this node from a peer: stop it, remove it from the cluster, \
+    move its data_dir aside, and re-add it (README, \"Repairing a node\")";
+
 /// Why the log refused to open or to write; surfaced to openraft as `io::Error::other`.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("raft log: segment_size_bytes {0} outside {SEGMENT_SIZE_BYTES_MIN}..={SEGMENT_SIZE_BYTES_MAX}")]
     SegmentSize(u64),
-    #[error("raft log: {path}: record at byte {offset} holds index {found}, expected {expected}")]
+    #[error("raft log: {path}: record at byte {offset} holds index {found}, expected {expected}; to repair, {REPAIR}")]
     OutOfOrder { path: PathBuf, offset: u64, expected: u64, found: u64 },
-    #[error("raft log: entries missing before {path}: the log continues at index {next_index}")]
+    #[error("raft log: entries missing before {path}: the log continues at index {next_index}; to repair, {REPAIR}")]
     Hole { path: PathBuf, next_index: u64 },
-    #[error("raft log: {path}: record at byte {offset} passed its checksum but does not decode: {reason}")]
+    #[error(
+        "raft log: {path}: record at byte {offset} passed its checksum but does not decode: {reason}; \
+        to repair, {REPAIR}"
+    )]
     Undecodable { path: PathBuf, offset: u64, reason: String },
-    #[error("raft log: metadata file {path} is corrupt: {reason}")]
+    #[error(
+        "raft log: {path}: record at byte {offset}: {reason}; the damaged \
+        data may hold acknowledged entries, so the log refuses to cut it. To repair, {REPAIR}"
+    )]
+    Corrupt { path: PathBuf, offset: u64, reason: String },
+    #[error("raft log: metadata file {path} is corrupt: {reason}; to repair, {REPAIR}")]
     CorruptMeta { path: PathBuf, reason: String },
     #[error("raft log: append at index {index} but the log continues at index {next_index}")]
     NonContiguousAppend { index: u64, next_index: u64 },
@@ -165,7 +179,8 @@ struct Queued {
 }
 
 impl LogStore {
-    /// Opens (creating if needed) the log in `dir`, recovering from a torn tail.
+    /// Opens (creating if needed) the log in `dir`, cutting a torn tail (see
+    /// `files::scan_segment` for the rule) and refusing any other damage.
     pub async fn open(dir: &Path, opts: LogOptions) -> io::Result<LogStore> {
         opts.validate()?;
         let fsyncs = Arc::new(AtomicU64::new(0));

@@ -109,7 +109,7 @@ async fn torn_tail_is_dropped() {
         append_durably(&mut store, entries(1, 0..5, 100)).await;
         drop(store);
         let path = segment_path(&dir.0, 0);
-        damage(&path, scan_segment(&path, 0).expect("scan").record_offsets[4]);
+        damage(&path, record_offsets(&path, 0)[4]);
 
         let mut store = open(&dir, LogOptions::default()).await;
         assert_eq!(indexes(&read_all(&mut store).await), vec![0, 1, 2, 3], "{name}");
@@ -121,6 +121,85 @@ async fn torn_tail_is_dropped() {
         assert_eq!(indexes(&read), vec![0, 1, 2, 3, 4], "{name}");
         assert_eq!(read[4], entry(2, 4, 100), "{name}");
     }
+}
+
+/// Byte offsets of the records in the segment at `path` (which must read cleanly).
+fn record_offsets(path: &Path, first_index: u64) -> Vec<u64> {
+    scan_segment(path, first_index, true).expect("scan").record_offsets
+}
+
+/// The error `LogStore::open` gives for `dir`; panics if it opens.
+async fn open_error(dir: &TempDir, opts: LogOptions) -> String {
+    match LogStore::open(&dir.0, opts).await {
+        Ok(_) => panic!("open must refuse a corrupt log"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Regression: a checksum mismatch in an older, already fsynced segment used to be read as
+/// a torn tail, and recovery deleted every later segment, dropping acknowledged entries.
+/// Now open refuses, naming the file and byte offset and how to repair the node.
+#[tokio::test]
+async fn corruption_in_an_older_segment_refuses_to_open() {
+    let dir = TempDir::new("old-flip");
+    let mut store = open(&dir, tiny_segments()).await;
+    append_durably(&mut store, entries(1, 0..40, 500)).await;
+    drop(store);
+    let segments = list_segments(&dir.0).expect("list");
+    assert!(segments.len() > 2, "{segments:?}");
+    let path = segment_path(&dir.0, segments[0]);
+    let offset = record_offsets(&path, segments[0])[2];
+    flip_payload_byte(&path, offset);
+
+    let err = open_error(&dir, tiny_segments()).await;
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert!(err.contains(&format!("byte {offset}")), "{err}");
+    assert!(err.contains("restore this node from a peer"), "{err}");
+    assert_eq!(list_segments(&dir.0).expect("list"), segments, "nothing is deleted");
+}
+
+/// Regression: a bad record in the middle of the last segment, with intact records after
+/// it, is corruption rather than a torn write, so open refuses instead of cutting them.
+#[tokio::test]
+async fn corruption_followed_by_intact_records_refuses_to_open() {
+    let dir = TempDir::new("mid-flip");
+    let mut store = open(&dir, LogOptions::default()).await;
+    append_durably(&mut store, entries(1, 0..10, 100)).await;
+    drop(store);
+    let path = segment_path(&dir.0, 0);
+    let offsets = record_offsets(&path, 0);
+    flip_payload_byte(&path, offsets[4]);
+
+    let err = open_error(&dir, LogOptions::default()).await;
+    assert!(err.contains(&format!("byte {}", offsets[4])), "{err}");
+    assert!(err.contains(&format!("intact record at byte {}", offsets[5])), "{err}");
+    assert!(err.contains("restore this node from a peer"), "{err}");
+}
+
+/// A torn write of a whole batch (the last two records both damaged, nothing intact after
+/// them) in the last of several segments is cut: earlier segments and records survive and
+/// appending continues.
+#[tokio::test]
+async fn torn_batch_in_the_last_segment_is_cut() {
+    let dir = TempDir::new("torn-batch");
+    let mut store = open(&dir, tiny_segments()).await;
+    append_durably(&mut store, entries(1, 0..40, 500)).await;
+    drop(store);
+    let segments = list_segments(&dir.0).expect("list");
+    let last = *segments.last().expect("segments");
+    let path = segment_path(&dir.0, last);
+    let offsets = record_offsets(&path, last);
+    assert!(offsets.len() >= 2, "{offsets:?}");
+    let cut_from = last + offsets.len() as u64 - 2;
+    flip_payload_byte(&path, offsets[offsets.len() - 2]);
+    cut_mid_record(&path, offsets[offsets.len() - 1]);
+
+    let mut store = open(&dir, tiny_segments()).await;
+    assert_eq!(indexes(&read_all(&mut store).await), (0..cut_from).collect::<Vec<_>>());
+    append_durably(&mut store, entries(2, cut_from..cut_from + 3, 500)).await;
+    drop(store);
+    let mut store = open(&dir, tiny_segments()).await;
+    assert_eq!(indexes(&read_all(&mut store).await), (0..cut_from + 3).collect::<Vec<_>>());
 }
 
 /// truncate_after removes later entries and segments; new appends continue from there

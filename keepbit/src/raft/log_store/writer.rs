@@ -26,6 +26,7 @@ impl Writer {
                 File::open(parent)?.sync_all()?;
             }
         }
+        remove_temporaries(&dir, META_FILE)?;
         let meta = read_meta(&dir)?;
         let purged_next = meta.last_purged.as_ref().map(|l| l.index + 1);
         let mut firsts = list_segments(&dir)?;
@@ -47,7 +48,10 @@ impl Writer {
             if let (true, Some(next_index)) = (hole, next_index) {
                 return Err(LogError::Hole { path, next_index }.into());
             }
-            let scan = scan_segment(&path, first)?;
+            let scan = scan_segment(&path, first, k + 1 == firsts.len())?;
+            if scan.torn {
+                tracing::warn!(path = %path.display(), offset = scan.end_offset, "raft log: cutting a torn tail");
+            }
             for entry in scan.entries {
                 if purged_next.is_none_or(|p| entry.log_id.index >= p) {
                     log.insert(entry.log_id.index, entry);
@@ -56,18 +60,6 @@ impl Writer {
             let segment =
                 Segment { first_index: first, record_offsets: scan.record_offsets, end_offset: scan.end_offset };
             writer.segments.push(segment);
-            if scan.torn {
-                let later = &firsts[k + 1..];
-                tracing::warn!(path = %path.display(), offset = scan.end_offset, later_segments = later.len(),
-                    "raft log: dropping a torn tail");
-                for &first in later.iter().rev() {
-                    remove_if_present(&segment_path(&writer.dir, first))?;
-                }
-                if !later.is_empty() {
-                    writer.sync_dir()?;
-                }
-                break;
-            }
         }
         writer.purge_segments()?;
         if let Some(last) = writer.segments.last() {
