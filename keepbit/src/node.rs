@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::cmd::{flags, Command, Run};
 use crate::error::{CmdError, ExecError};
-use crate::machine::{Executor, Machine, WatchFlag, Written};
+use crate::machine::{Executor, Machine, Watch, Written};
 use crate::raft::types::LogPosition;
 use crate::reply::Reply;
 
@@ -60,7 +60,7 @@ impl Node {
     }
 
     /// Runs a MULTI block atomically; `Ok(None)` when a WATCHed key changed.
-    pub async fn exec(&self, db: usize, queued: Vec<Command>, watch: &WatchFlag) -> Result<Option<Written>, ExecError> {
+    pub async fn exec(&self, db: usize, queued: Vec<Command>, watch: &Watch) -> Result<Option<Written>, ExecError> {
         self.executor.exec(db, queued, watch.clone()).await
     }
 

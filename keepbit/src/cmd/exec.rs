@@ -8,6 +8,7 @@ use rand::{rngs::SmallRng, SeedableRng};
 use super::{ReadCtx, Run, WriteCtx};
 use crate::error::CmdError;
 use crate::reply::Reply;
+use crate::store::op::Watched;
 use crate::store::{Keyspace, Op, OpKind};
 
 /// Side effects of applying an op that leave the keyspace: PUBLISH delivers to local
@@ -46,6 +47,24 @@ pub struct Applied {
 /// and its arity checked here again because the op comes from the log (or a peer): data
 /// this node did not validate itself.
 pub fn apply(ks: &mut Keyspace, op: &Op, fx: &dyn Effects) -> Applied {
+    ks.version_clock += 1;
+    let applied = apply_unversioned(ks, op, fx);
+    let version = ks.version_clock;
+    for t in &applied.touched {
+        match t {
+            Touch::Key(d, k) => ks.db_mut(*d).note_change(k, version),
+            Touch::Db(d) => ks.db_mut(*d).note_flush(version),
+        }
+    }
+    applied
+}
+
+/// Whether every watched key is still at the version its watcher saw.
+fn unchanged(ks: &Keyspace, watched: &[Watched]) -> bool {
+    watched.iter().all(|w| ks.dbs.get(w.db as usize).is_some_and(|d| d.version(&w.key) == w.version))
+}
+
+fn apply_unversioned(ks: &mut Keyspace, op: &Op, fx: &dyn Effects) -> Applied {
     ks.now_ms = ks.now_ms.max(op.now_ms);
     let now_ms = ks.now_ms;
     let mut touched = Vec::new();
@@ -55,7 +74,8 @@ pub fn apply(ks: &mut Keyspace, op: &Op, fx: &dyn Effects) -> Applied {
     }
     let reply = match &op.kind {
         OpKind::Cmd(args) => run_one(ks, db, now_ms, op.seed, args, &mut touched, fx),
-        OpKind::Multi(cmds) => {
+        OpKind::WatchedMulti { watched, .. } if !unchanged(ks, watched) => Reply::NilArray,
+        OpKind::Multi(cmds) | OpKind::WatchedMulti { cmds, .. } => {
             let mut replies = Vec::with_capacity(cmds.len());
             for (i, args) in cmds.iter().enumerate() {
                 if let Some(target) = select_target(args, ks.dbs.len()) {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use super::{Machine, WatchFlag};
+use super::{Machine, Watch};
 use crate::clock::Clock;
 use crate::cmd::Command;
 use crate::error::ExecError;
@@ -25,12 +25,7 @@ pub trait Executor: Send + Sync {
     /// Runs one write command.
     fn write(&self, db: usize, command: Command) -> BoxFuture<'_, Result<Written, ExecError>>;
     /// Runs a MULTI block atomically; `Ok(None)` when a WATCHed key changed.
-    fn exec(
-        &self,
-        db: usize,
-        queued: Vec<Command>,
-        watch: WatchFlag,
-    ) -> BoxFuture<'_, Result<Option<Written>, ExecError>>;
+    fn exec(&self, db: usize, queued: Vec<Command>, watch: Watch) -> BoxFuture<'_, Result<Option<Written>, ExecError>>;
     /// Waits until a read here may be served under the configured consistency.
     fn read_barrier(&self, readonly_conn: bool) -> BoxFuture<'_, Result<(), ExecError>>;
     /// Whether a write would be refused here now (asked before a blocking pop waits).
@@ -59,13 +54,8 @@ impl<M: Clone + Default + Send + 'static> Executor for Standalone<M> {
         Box::pin(std::future::ready(written))
     }
 
-    fn exec(
-        &self,
-        db: usize,
-        queued: Vec<Command>,
-        watch: WatchFlag,
-    ) -> BoxFuture<'_, Result<Option<Written>, ExecError>> {
-        Box::pin(std::future::ready(Ok(self.machine.run_multi(db, &queued, self.clock.now_ms(), &watch))))
+    fn exec(&self, db: usize, queued: Vec<Command>, watch: Watch) -> BoxFuture<'_, Result<Option<Written>, ExecError>> {
+        Box::pin(std::future::ready(Ok(self.machine.run_multi(db, &queued, self.clock.now_ms(), &watch.flag))))
     }
 
     fn read_barrier(&self, _readonly_conn: bool) -> BoxFuture<'_, Result<(), ExecError>> {

@@ -20,9 +20,10 @@ use tokio::sync::Notify;
 use crate::cmd::{self, Command, Effects, ReadCtx, ReadFn, Run, Spec};
 use crate::error::CmdError;
 use crate::reply::Reply;
+use crate::store::op::Watched;
 use crate::store::{Keyspace, Op, OpKind};
 pub use executor::{Executor, Standalone, Written};
-pub use waiters::{Waiters, WatchFlag};
+pub use waiters::{Waiters, Watch, WatchFlag};
 
 struct State<M> {
     ks: Keyspace,
@@ -105,9 +106,14 @@ impl<M: Clone + Default> Machine<M> {
 
     /// Turns a MULTI block into one op. A queued command that fails validation is logged
     /// as it is: EXEC reports its error in place and runs the others, as Redis does.
-    pub fn prepare_multi(&self, db: usize, queued: &[Command], now_ms: u64) -> Op {
+    /// With `watched` keys the op is a `WatchedMulti`, checked again where it applies.
+    pub fn prepare_multi(&self, db: usize, queued: &[Command], now_ms: u64, watched: &[Watched]) -> Op {
         let mut st = self.lock();
-        Self::prepare_multi_locked(&mut st, db, queued, now_ms, self.databases)
+        let mut op = Self::prepare_multi_locked(&mut st, db, queued, now_ms, self.databases);
+        if let (false, OpKind::Multi(cmds)) = (watched.is_empty(), &mut op.kind) {
+            op.kind = OpKind::WatchedMulti { watched: watched.to_vec(), cmds: std::mem::take(cmds) };
+        }
+        op
     }
 
     fn prepare_multi_locked(st: &mut State<M>, db: usize, queued: &[Command], now_ms: u64, databases: usize) -> Op {
@@ -225,12 +231,17 @@ impl<M: Clone + Default> Machine<M> {
         keys.iter().any(|k| d.contains(k, now_ms))
     }
 
-    pub fn watch(&self, db: usize, keys: &[Bytes], flag: &WatchFlag) {
-        self.lock().waiters.watch(db, keys, flag);
+    /// Registers `keys` of `db` for `watch`, noting each key's current version in the
+    /// same step.
+    pub fn watch(&self, db: usize, keys: &[Bytes], watch: &mut Watch) {
+        let mut st = self.lock();
+        st.waiters.watch(db, keys, &watch.flag);
+        let d = st.ks.db(db);
+        watch.keys.extend(keys.iter().map(|k| Watched { db: db as u32, key: k.clone(), version: d.version(k) }));
     }
 
-    pub fn unwatch(&self, keys: &[(usize, Bytes)], flag: &WatchFlag) {
-        self.lock().waiters.unwatch(keys, flag);
+    pub fn unwatch(&self, watch: &Watch) {
+        self.lock().waiters.unwatch(&watch.registry_keys(), &watch.flag);
     }
 
     pub fn block(&self, db: usize, keys: &[Bytes], notify: &Arc<Notify>) {
@@ -249,5 +260,60 @@ impl<M: Clone + Default> Machine<M> {
     /// A copy of the keyspace (tests).
     pub fn keyspace(&self) -> Keyspace {
         self.lock().ks.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::NoEffects;
+
+    fn command(line: &str) -> Command {
+        Command::parse(line.split(' ').map(|w| Bytes::copy_from_slice(w.as_bytes())).collect()).expect("parse")
+    }
+
+    fn get(m: &Machine<()>, key: &str) -> Reply {
+        m.read(0, read_fn("get"), &[Bytes::from_static(b"GET"), Bytes::copy_from_slice(key.as_bytes())], 0)
+    }
+
+    fn read_fn(name: &str) -> ReadFn {
+        match command(&format!("{name} k")).spec.run {
+            Run::Read(f) => f,
+            _ => panic!("{name} is no read"),
+        }
+    }
+
+    /// A write that commits between WATCH and EXEC aborts the block where the block
+    /// applies, not only where EXEC was called: the SET below was already proposed (not
+    /// yet applied) when EXEC checked its flag. A replica that never saw the WATCH
+    /// decides the same from the op alone.
+    #[test]
+    fn watched_block_aborts_at_apply_on_every_replica() {
+        let (primary, replica) =
+            (Machine::<()>::new(1, Arc::new(NoEffects)), Machine::<()>::new(1, Arc::new(NoEffects)));
+        let setup = primary.prepare(0, &command("SET k 1"), 1).expect("prepare");
+        let mut watch = Watch::default();
+        for m in [&primary, &replica] {
+            m.apply(&setup);
+        }
+        primary.watch(0, &[Bytes::from_static(b"k")], &mut watch);
+        let in_flight = primary.prepare(0, &command("SET k 2"), 2).expect("prepare");
+        assert!(!watch.flag.load(std::sync::atomic::Ordering::Relaxed), "nothing applied yet");
+        let block = primary.prepare_multi(0, &[command("INCR k")], 3, &watch.keys);
+        for m in [&primary, &replica] {
+            m.apply(&in_flight);
+            assert_eq!(m.apply(&block).reply, Reply::NilArray, "the block must abort");
+            assert_eq!(get(m, "k"), Reply::bulk("2"));
+        }
+        // Watching again sees the new version; nothing changes in between: the block runs.
+        let mut watch = Watch::default();
+        primary.watch(0, &[Bytes::from_static(b"k")], &mut watch);
+        let block = primary.prepare_multi(0, &[command("INCR k")], 4, &watch.keys);
+        for m in [&primary, &replica] {
+            assert_eq!(m.apply(&block).reply, Reply::Array(vec![Reply::Int(3)]));
+        }
+        assert_eq!(primary.keyspace(), replica.keyspace(), "replicas agree, versions included");
+        let image = primary.keyspace().to_snapshot().expect("snapshot");
+        assert_eq!(Keyspace::from_snapshot(&image).expect("restore"), primary.keyspace(), "snapshots keep versions");
     }
 }

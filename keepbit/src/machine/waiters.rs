@@ -14,6 +14,22 @@ use crate::cmd::Touch;
 /// A WATCH: set dirty when any watched key changes.
 pub type WatchFlag = Arc<AtomicBool>;
 
+/// What one connection WATCHes: a flag set as soon as a watched key changes on this node
+/// (EXEC then aborts without proposing anything), and each key with the version it had
+/// when watched, which the MULTI op carries so the check is made again where it applies.
+#[derive(Clone, Debug, Default)]
+pub struct Watch {
+    pub flag: WatchFlag,
+    pub keys: Vec<crate::store::op::Watched>,
+}
+
+impl Watch {
+    /// The watched keys as the registry stores them.
+    pub fn registry_keys(&self) -> Vec<(usize, Bytes)> {
+        self.keys.iter().map(|w| (w.db as usize, w.key.clone())).collect()
+    }
+}
+
 #[derive(Default)]
 pub struct Waiters {
     watches: HashMap<(usize, Bytes), Vec<WatchFlag>>,

@@ -14,8 +14,9 @@ use super::peer::AppHandler;
 use super::types::{Member, NodeId};
 use crate::cmd::{Command, Run, SessionCmd};
 use crate::error::{CmdError, ExecError};
-use crate::machine::{WatchFlag, Written};
+use crate::machine::{Watch, Written};
 use crate::reply::Reply;
+use crate::store::op::Watched;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum AppRequest {
@@ -28,6 +29,8 @@ pub enum AppRequest {
     Exec {
         db: u32,
         cmds: Vec<Vec<Bytes>>,
+        /// The keys the client WATCHed on the forwarding node, with their versions there.
+        watched: Vec<Watched>,
     },
     /// The primary's commit index, for a linearizable read on a standby.
     ReadIndex,
@@ -114,10 +117,13 @@ pub async fn handle(cluster: &Cluster, req: AppRequest) -> AppResponse {
                 Err(e) => AppResponse::Failed(e),
             }
         }
-        AppRequest::Exec { db, cmds } => {
-            let checked = valid_db(db, databases).and_then(|db| Ok((db, valid_block(cmds)?)));
+        AppRequest::Exec { db, cmds, watched } => {
+            let checked = valid_db(db, databases)
+                .and_then(|db| watched.iter().try_for_each(|w| valid_db(w.db, databases).map(|_| ())).map(|()| db))
+                .and_then(|db| Ok((db, valid_block(cmds)?)));
+            let watch = Watch { keys: watched, ..Watch::default() };
             match checked {
-                Ok((db, queued)) => match cluster.exec_here(db, &queued, &WatchFlag::default()).await {
+                Ok((db, queued)) => match cluster.exec_here(db, &queued, &watch).await {
                     Ok(Some(w)) => Ok(w).into(),
                     Ok(None) => AppResponse::Written { reply: Reply::NilArray, db_after: db },
                     Err(e) => AppResponse::Failed(e),

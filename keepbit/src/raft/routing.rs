@@ -18,7 +18,7 @@ use super::types::Request;
 use crate::cmd::Command;
 use crate::config::{Mode, ReadConsistency};
 use crate::error::ExecError;
-use crate::machine::{Executor, WatchFlag, Written};
+use crate::machine::{Executor, Watch, Written};
 use crate::reply::Reply;
 use crate::store::Op;
 
@@ -54,15 +54,15 @@ impl Cluster {
         &self,
         db: usize,
         queued: &[Command],
-        watch: &WatchFlag,
+        watch: &Watch,
     ) -> Result<Option<Written>, ExecError> {
         if !self.is_primary() {
             return Err(ExecError::NoLongerPrimary);
         }
-        if watch.load(Relaxed) {
+        if watch.flag.load(Relaxed) {
             return Ok(None);
         }
-        let op = self.machine.prepare_multi(db, queued, self.clock.now_ms());
+        let op = self.machine.prepare_multi(db, queued, self.clock.now_ms(), &watch.keys);
         self.submit_op(&op).await.map(Some)
     }
 
@@ -94,13 +94,8 @@ impl Cluster {
         }
     }
 
-    async fn route_exec(
-        &self,
-        db: usize,
-        queued: Vec<Command>,
-        watch: WatchFlag,
-    ) -> Result<Option<Written>, ExecError> {
-        if watch.load(Relaxed) {
+    async fn route_exec(&self, db: usize, queued: Vec<Command>, watch: Watch) -> Result<Option<Written>, ExecError> {
+        if watch.flag.load(Relaxed) {
             return Ok(None);
         }
         if self.is_primary() {
@@ -110,7 +105,7 @@ impl Cluster {
             return Err(refused);
         }
         let cmds = queued.into_iter().map(|c| c.args).collect();
-        match self.forward(AppRequest::Exec { db: db as u32, cmds }).await? {
+        match self.forward(AppRequest::Exec { db: db as u32, cmds, watched: watch.keys }).await? {
             AppResponse::Written { reply: Reply::NilArray, .. } => Ok(None),
             AppResponse::Written { reply, db_after } => Ok(Some(Written { reply, db_after })),
             other => Err(ExecError::Peer(format!("unexpected reply from the primary: {other:?}"))),
@@ -171,12 +166,7 @@ impl Executor for Cluster {
         Box::pin(self.route_write(db, command))
     }
 
-    fn exec(
-        &self,
-        db: usize,
-        queued: Vec<Command>,
-        watch: WatchFlag,
-    ) -> BoxFuture<'_, Result<Option<Written>, ExecError>> {
+    fn exec(&self, db: usize, queued: Vec<Command>, watch: Watch) -> BoxFuture<'_, Result<Option<Written>, ExecError>> {
         Box::pin(self.route_exec(db, queued, watch))
     }
 

@@ -2,7 +2,7 @@
 //! MULTI queue, WATCHes and subscriptions — and the dispatch of each request.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use super::{admin, replication, Server};
 use crate::cmd::args::{is, lossy, parse_i64};
 use crate::cmd::{self, flags, Command, Run, SessionCmd};
 use crate::error::CmdError;
-use crate::machine::WatchFlag;
+use crate::machine::Watch;
 use crate::pubsub::{Push, Subscriber};
 use crate::reply::Reply;
 
@@ -50,8 +50,7 @@ pub struct Session {
     pub readonly: bool,
     multi: Option<Vec<Command>>,
     multi_failed: bool,
-    watch_flag: WatchFlag,
-    watched: Vec<(usize, Bytes)>,
+    watch: Watch,
     subs: BTreeSet<Bytes>,
     psubs: BTreeSet<Bytes>,
     push_tx: mpsc::Sender<Push>,
@@ -70,8 +69,7 @@ impl Session {
             readonly: false,
             multi: None,
             multi_failed: false,
-            watch_flag: Arc::new(AtomicBool::new(false)),
-            watched: Vec::new(),
+            watch: Watch::default(),
             subs: BTreeSet::new(),
             psubs: BTreeSet::new(),
             push_tx,
@@ -345,7 +343,7 @@ impl Session {
             self.unwatch_all();
             return Err(CmdError::Coded("EXECABORT Transaction discarded because of previous errors.".into()));
         }
-        let result = self.srv.node.exec(self.db, queued, &self.watch_flag).await;
+        let result = self.srv.node.exec(self.db, queued, &self.watch).await;
         self.unwatch_all();
         Ok(match result {
             Ok(None) => Reply::NilArray,
@@ -372,17 +370,16 @@ impl Session {
             return Err(CmdError::err("WATCH inside MULTI is not allowed"));
         }
         let keys: Vec<Bytes> = args[1..].iter().map(|k| Bytes::copy_from_slice(k)).collect();
-        self.srv.node.machine.watch(self.db, &keys, &self.watch_flag);
-        self.watched.extend(keys.into_iter().map(|k| (self.db, k)));
+        self.srv.node.machine.watch(self.db, &keys, &mut self.watch);
         Ok(Reply::Ok)
     }
 
     pub fn unwatch_all(&mut self) {
-        if !self.watched.is_empty() {
-            self.srv.node.machine.unwatch(&self.watched, &self.watch_flag);
-            self.watched.clear();
+        if !self.watch.keys.is_empty() {
+            self.srv.node.machine.unwatch(&self.watch);
         }
-        self.watch_flag.store(false, Relaxed);
+        // A fresh flag: the old one may still be in flight with an EXEC's op.
+        self.watch = Watch::default();
     }
 
     fn sub_count(&self) -> i64 {

@@ -48,6 +48,11 @@ pub struct Db {
     expires: HashMap<Bytes, u64>,
     /// The same expiries ordered by time, so due keys are found without a scan.
     by_time: BTreeSet<(u64, Bytes)>,
+    /// For WATCH: the version (see [`Keyspace::version_clock`]) of the op that last
+    /// changed each existing key. A deleted key has none.
+    versions: HashMap<Bytes, u64>,
+    /// The version of the op that last changed every key at once (FLUSHDB, SWAPDB).
+    whole_version: u64,
 }
 
 impl Db {
@@ -165,8 +170,42 @@ impl Db {
         self.map.keys().nth(n)
     }
 
+    /// Deletes every key (the versions are the applier's business: see `note_flush`).
     pub fn clear(&mut self) {
-        *self = Db::default();
+        self.map.clear();
+        self.expires.clear();
+        self.by_time.clear();
+    }
+
+    /// The version of the last op that changed `key` (0: none since the keyspace began).
+    pub fn version(&self, key: &[u8]) -> u64 {
+        self.versions.get(key).copied().unwrap_or(0).max(self.whole_version)
+    }
+
+    /// Records that the op of version `v` changed `key` (or deleted it).
+    pub fn note_change(&mut self, key: &Bytes, v: u64) {
+        if self.map.contains_key(key) {
+            self.versions.insert(key.clone(), v);
+        } else {
+            self.versions.remove(key);
+        }
+    }
+
+    /// Records that the op of version `v` changed every key.
+    pub fn note_flush(&mut self, v: u64) {
+        // Every key's version is now at least `v`, which `version` reads from here.
+        self.whole_version = v;
+        self.versions.clear();
+    }
+
+    /// Every key's recorded version, and the whole-database version (for snapshots).
+    pub fn versions(&self) -> (&HashMap<Bytes, u64>, u64) {
+        (&self.versions, self.whole_version)
+    }
+
+    /// Restores what [`Db::versions`] returned.
+    pub fn restore_versions(&mut self, versions: HashMap<Bytes, u64>, whole_version: u64) {
+        (self.versions, self.whole_version) = (versions, whole_version);
     }
 }
 
@@ -178,11 +217,14 @@ pub struct Keyspace {
     /// new primary whose clock is behind) runs at this time instead, so a key that has
     /// expired never comes back.
     pub now_ms: u64,
+    /// Ops applied so far: every replica counts the same ops alike, so the count is an
+    /// op's version on every node, and WATCH can compare key versions across nodes.
+    pub version_clock: u64,
 }
 
 impl Keyspace {
     pub fn new(databases: usize) -> Keyspace {
-        Keyspace { dbs: (0..databases.max(1)).map(|_| Db::default()).collect(), now_ms: 0 }
+        Keyspace { dbs: (0..databases.max(1)).map(|_| Db::default()).collect(), now_ms: 0, version_clock: 0 }
     }
 
     pub fn db(&self, i: usize) -> &Db {

@@ -29,11 +29,26 @@ pub enum OpKind {
     Multi(Vec<Vec<Bytes>>),
     /// Delete these keys of `db` if they have expired by `now_ms` (active expiry).
     Expire(Vec<Bytes>),
+    /// A MULTI/EXEC block after WATCH: applied only if every watched key is still at the
+    /// version the watching client saw (`Db::version`); otherwise nothing happens and
+    /// EXEC answers a null array. Checked when applied, on every node alike, so a write
+    /// that commits between WATCH and EXEC aborts the block wherever it was proposed.
+    WatchedMulti { watched: Vec<Watched>, cmds: Vec<Vec<Bytes>> },
+}
+
+/// One WATCHed key: its database, name, and the version the client saw.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watched {
+    pub db: u32,
+    pub key: Bytes,
+    pub version: u64,
 }
 
 /// Version byte that prefixes every encoded op. Bump it when `Op` changes shape, and
 /// keep decoding the old versions.
-pub const OP_VERSION: u8 = 1;
+pub const OP_VERSION: u8 = 2;
+/// Version 1 lacked `OpKind::WatchedMulti`; its encodings are otherwise the same.
+const OP_VERSION_1: u8 = 1;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum OpDecodeError {
@@ -56,7 +71,7 @@ impl Op {
     pub fn decode(bytes: &[u8]) -> Result<Op, OpDecodeError> {
         match bytes.split_first() {
             None => Err(OpDecodeError::Empty),
-            Some((&OP_VERSION, body)) => {
+            Some((&(OP_VERSION | OP_VERSION_1), body)) => {
                 postcard::from_bytes(body).map_err(|e| OpDecodeError::Malformed(e.to_string()))
             }
             Some((&v, _)) => Err(OpDecodeError::Version(v)),

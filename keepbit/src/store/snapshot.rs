@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::keyspace::{Keyspace, Value};
 use super::zset::ZSet;
 
-pub const SNAPSHOT_VERSION: u8 = 1;
+pub const SNAPSHOT_VERSION: u8 = 2;
+/// Version 1 had no WATCH versions (they restore as 0: every key unchanged since the start).
+const SNAPSHOT_VERSION_1: u8 = 1;
 
 #[derive(Serialize, Deserialize)]
 enum SnapValue {
@@ -29,6 +31,15 @@ struct SnapEntry {
 struct Image {
     now_ms: u64,
     dbs: Vec<Vec<SnapEntry>>,
+}
+
+/// Version 2: the image plus what WATCH compares (`Keyspace::version_clock`, each key's
+/// version, each database's whole-database version).
+#[derive(Serialize, Deserialize)]
+struct ImageV2 {
+    image: Image,
+    version_clock: u64,
+    versions: Vec<(Vec<(Bytes, u64)>, u64)>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -83,19 +94,32 @@ impl Keyspace {
                 })
                 .collect(),
         };
+        let versions = self
+            .dbs
+            .iter()
+            .map(|db| {
+                let (keys, whole) = db.versions();
+                (keys.iter().map(|(k, v)| (k.clone(), *v)).collect(), whole)
+            })
+            .collect();
         let mut out = vec![SNAPSHOT_VERSION];
-        out.extend(postcard::to_stdvec(&image)?);
+        out.extend(postcard::to_stdvec(&ImageV2 { image, version_clock: self.version_clock, versions })?);
         Ok(out)
     }
 
     pub fn from_snapshot(bytes: &[u8]) -> Result<Keyspace, SnapshotError> {
-        let image: Image = match bytes.split_first() {
+        let malformed = |e: postcard::Error| SnapshotError::Malformed(e.to_string());
+        let v2: ImageV2 = match bytes.split_first() {
             None => return Err(SnapshotError::Empty),
-            Some((&SNAPSHOT_VERSION, body)) => {
-                postcard::from_bytes(body).map_err(|e| SnapshotError::Malformed(e.to_string()))?
-            }
+            Some((&SNAPSHOT_VERSION, body)) => postcard::from_bytes(body).map_err(malformed)?,
+            Some((&SNAPSHOT_VERSION_1, body)) => ImageV2 {
+                image: postcard::from_bytes(body).map_err(malformed)?,
+                version_clock: 0,
+                versions: Vec::new(),
+            },
             Some((&v, _)) => return Err(SnapshotError::Version(v)),
         };
+        let image = v2.image;
         let mut ks = Keyspace::new(image.dbs.len());
         ks.now_ms = image.now_ms;
         for (i, entries) in image.dbs.into_iter().enumerate() {
@@ -106,6 +130,10 @@ impl Keyspace {
                     db.set_expire(&e.key, at);
                 }
             }
+        }
+        ks.version_clock = v2.version_clock;
+        for (i, (keys, whole)) in v2.versions.into_iter().enumerate().take(ks.dbs.len()) {
+            ks.db_mut(i).restore_versions(keys.into_iter().collect(), whole);
         }
         Ok(ks)
     }
