@@ -31,6 +31,9 @@ pub struct Config {
     pub pubsub_queue_len_max: usize,
     /// Close idle client connections after this many seconds (0: never).
     pub timeout_s: u64,
+    /// Refuse writes that may grow the dataset once the node uses more memory than this
+    /// (Redis's `maxmemory` with the `noeviction` policy); 0: no limit.
+    pub maxmemory_bytes: u64,
     /// Where the node keeps its data.
     pub data_dir: PathBuf,
     /// Log level: error, warn, info, debug, trace.
@@ -222,6 +225,7 @@ impl Default for Config {
             client_query_buffer_limit_bytes: 1024 * 1024 * 1024,
             pubsub_queue_len_max: 100_000,
             timeout_s: 0,
+            maxmemory_bytes: 0,
             data_dir: PathBuf::from("keepbit-data"),
             log_level: "info".into(),
             cluster: None,

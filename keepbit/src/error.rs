@@ -43,6 +43,8 @@ pub enum CmdError {
     TimeoutNegative,
     #[error("ERR max number of clients reached")]
     MaxClients,
+    #[error("OOM command not allowed when used memory > 'maxmemory'.")]
+    Oom,
     /// Any other `ERR <message>`.
     #[error("ERR {0}")]
     Err(String),

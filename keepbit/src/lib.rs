@@ -19,9 +19,10 @@
 //! - [`pubsub`]: channel and pattern subscriptions, bounded per-subscriber queues.
 //! - Leaves: [`config`] (parsed and validated once), [`error`] (typed errors and the one
 //!   mapping to RESP replies), [`reply`] (`Reply`, protocol-independent answers),
-//!   [`clock`] (injected wall-clock time), [`glob`] (Redis glob patterns), [`secret`] (constant-time
-//!   secret comparison), [`atomic_file`]
-//!   (crash-safe file replacement for snapshots and the log's metadata).
+//!   [`clock`] (injected wall-clock time), [`memory`] (used memory and the maxmemory
+//!   check), [`glob`] (Redis glob patterns), [`secret`] (constant-time secret
+//!   comparison), [`atomic_file`] (crash-safe file replacement for snapshots and the
+//!   log's metadata).
 //! - Tools beside the server: [`client`] (a minimal RESP client for the CLI), [`up`]
 //!   (`keepbit up`, a local cluster), [`drill`] (`keepbit drill`: fault injection,
 //!   workload history, linearizability checking, reports).
@@ -35,6 +36,7 @@ pub mod drill;
 pub mod error;
 pub mod glob;
 pub mod machine;
+pub mod memory;
 pub mod node;
 pub mod pubsub;
 pub mod raft;

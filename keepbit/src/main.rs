@@ -147,6 +147,9 @@ struct ServerArgs {
     /// Most simultaneous clients.
     #[arg(long)]
     maxclients: Option<usize>,
+    /// Refuse growing writes above this much memory (0: no limit).
+    #[arg(long)]
+    maxmemory_bytes: Option<u64>,
     /// Longest bulk string a client may send, in bytes.
     #[arg(long)]
     proto_max_bulk_len_bytes: Option<usize>,
@@ -179,6 +182,7 @@ impl ServerArgs {
             port,
             databases,
             maxclients,
+            maxmemory_bytes,
             proto_max_bulk_len_bytes,
             client_query_buffer_limit_bytes,
             data_dir,
@@ -255,7 +259,8 @@ async fn wire(config: Config) -> anyhow::Result<Arc<Server>> {
         }
         None => (Arc::new(Standalone::new(machine.clone(), clock.clone())), None),
     };
-    let node = Arc::new(Node::new(machine, executor, clock));
+    let memory = Arc::new(keepbit::memory::MemoryLimit::new(config.maxmemory_bytes));
+    let node = Arc::new(Node::new(machine, executor, clock, memory));
     Ok(Arc::new(Server::new(config, node, cluster, pubsub)))
 }
 

@@ -13,21 +13,38 @@ use crate::clock::Clock;
 use crate::cmd::{flags, Command, Run};
 use crate::error::{CmdError, ExecError};
 use crate::machine::{Executor, Machine, Watch, Written};
+use crate::memory::MemoryLimit;
 use crate::raft::types::LogPosition;
 use crate::reply::Reply;
 
 /// The replicated state as this node holds it, with its position in the log.
 pub type State = Machine<LogPosition>;
 
+/// What one argument costs in memory beyond its bytes, roughly (allocation, hashing).
+const ARG_OVERHEAD_BYTES: u64 = 64;
+
+/// What `commands` may add to the dataset, roughly: the bytes of growing commands.
+fn growth(commands: &[Command]) -> u64 {
+    let growing = commands.iter().filter(|c| c.spec.may_grow());
+    growing.flat_map(|c| c.args.iter()).map(|a| a.len() as u64 + ARG_OVERHEAD_BYTES).sum()
+}
+
 pub struct Node {
     pub machine: Arc<State>,
     executor: Arc<dyn Executor>,
+    /// The maxmemory limit writes are admitted against (sampled by the server).
+    pub memory: Arc<MemoryLimit>,
     clock: Arc<dyn Clock>,
 }
 
 impl Node {
-    pub fn new(machine: Arc<State>, executor: Arc<dyn Executor>, clock: Arc<dyn Clock>) -> Node {
-        Node { machine, executor, clock }
+    pub fn new(
+        machine: Arc<State>,
+        executor: Arc<dyn Executor>,
+        clock: Arc<dyn Clock>,
+        memory: Arc<MemoryLimit>,
+    ) -> Node {
+        Node { machine, executor, clock, memory }
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -53,6 +70,9 @@ impl Node {
 
     /// Runs a write command.
     pub async fn write(&self, db: usize, command: Command) -> Reply {
+        if let Err(refused) = self.admit(std::slice::from_ref(&command)) {
+            return refused;
+        }
         match self.executor.write(db, command).await {
             Ok(w) => w.reply,
             Err(e) => e.to_reply(),
@@ -61,7 +81,30 @@ impl Node {
 
     /// Runs a MULTI block atomically; `Ok(None)` when a WATCHed key changed.
     pub async fn exec(&self, db: usize, queued: Vec<Command>, watch: &Watch) -> Result<Option<Written>, ExecError> {
+        if let Err(Reply::Error(e)) = self.admit(&queued) {
+            return Err(ExecError::Cmd(CmdError::Coded(e)));
+        }
         self.executor.exec(db, queued, watch.clone()).await
+    }
+
+    /// The maxmemory check for writes that may grow the dataset, before anything is
+    /// proposed: their bytes count against the limit on every replica. A node that would
+    /// refuse the write anyway (a standby) says that instead.
+    fn admit(&self, commands: &[Command]) -> Result<(), Reply> {
+        let cost = growth(commands);
+        if cost == 0 || self.memory.admit(cost) {
+            return Ok(());
+        }
+        Err(self.write_refused().unwrap_or_else(|| CmdError::Oom.to_reply()))
+    }
+
+    /// The maxmemory check for a command being queued by MULTI (counted at EXEC).
+    pub fn check_queued(&self, command: &Command) -> Result<(), CmdError> {
+        let cost = growth(std::slice::from_ref(command));
+        match cost > 0 && self.memory.would_exceed(cost) {
+            true => Err(CmdError::Oom),
+            false => Ok(()),
+        }
     }
 
     /// The refusal a write would get here now, if any.

@@ -45,6 +45,10 @@ pub struct NodeProc {
     pub exited: bool,
 }
 
+/// Each node of a local cluster refuses growing writes above this (1 GiB), so a runaway
+/// client fills no machine.
+const UP_MAXMEMORY_BYTES: u64 = 1 << 30;
+
 /// File under the data dir holding the local cluster's admin password.
 pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
 /// File under the data dir holding the local cluster's peer secret.
@@ -90,7 +94,7 @@ pub fn write_configs(o: &UpOptions) -> anyhow::Result<Vec<(u64, PathBuf, String)
         let port = o.base_port + id as u16;
         let ip = o.ip(id);
         let text = format!(
-            "bind = \"{ip}\"\nport = {port}\ndata_dir = {:?}\nadmin_password = \"{admin}\"\n\n[cluster]\nnode_id = {id}\nsecret = \"{secret}\"\nmode = {:?}\n{}\npeers = [\n{}\n]\n",
+            "bind = \"{ip}\"\nport = {port}\ndata_dir = {:?}\nadmin_password = \"{admin}\"\nmaxmemory_bytes = {UP_MAXMEMORY_BYTES}\n\n[cluster]\nnode_id = {id}\nsecret = \"{secret}\"\nmode = {:?}\n{}\npeers = [\n{}\n]\n",
             dir.display().to_string(),
             o.mode,
             o.cluster_extra,

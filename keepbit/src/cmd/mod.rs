@@ -144,6 +144,54 @@ impl Spec {
         matches!(self.run, Run::Write(..))
     }
 
+    /// Whether running this command may grow the dataset (Redis's `denyoom`): every
+    /// write except those that only remove, pop, expire or move existing data.
+    pub fn may_grow(&self) -> bool {
+        const SHRINKING: &[&str] = &[
+            "del",
+            "unlink",
+            "expire",
+            "pexpire",
+            "expireat",
+            "pexpireat",
+            "persist",
+            "getdel",
+            "lpop",
+            "rpop",
+            "blpop",
+            "brpop",
+            "lmpop",
+            "blmpop",
+            "lrem",
+            "ltrim",
+            "srem",
+            "spop",
+            "hdel",
+            "zrem",
+            "zremrangebyrank",
+            "zremrangebyscore",
+            "zremrangebylex",
+            "zpopmin",
+            "zpopmax",
+            "bzpopmin",
+            "bzpopmax",
+            "zmpop",
+            "bzmpop",
+            "flushdb",
+            "flushall",
+            "swapdb",
+            "rename",
+            "renamenx",
+            "move",
+            "smove",
+            "lmove",
+            "blmove",
+            "rpoplpush",
+            "brpoplpush",
+        ];
+        self.is_write() && !SHRINKING.contains(&self.name)
+    }
+
     /// The keys this command names, by its key positions (for COMMAND GETKEYS and WATCH-like uses).
     pub fn keys<'a>(&self, args: &'a [Bytes]) -> Vec<&'a Bytes> {
         if self.first_key <= 0 {

@@ -75,6 +75,7 @@ impl Server {
     /// Replaces the runtime configuration (CONFIG SET).
     pub fn set_config(&self, config: Config) {
         *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = ConnLimits::of(&config);
+        self.node.memory.set_max(config.maxmemory_bytes);
         *self.config.lock().unwrap_or_else(|e| e.into_inner()) = config;
     }
 
@@ -84,6 +85,19 @@ impl Server {
 }
 
 /// Runs active expiry every `interval` until the server is dropped.
+/// Measures the process's memory for the maxmemory check, ten times a second.
+fn spawn_memory_sampler(server: &Arc<Server>, interval: Duration) {
+    let weak = Arc::downgrade(server);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tick.tick().await;
+            let Some(srv) = weak.upgrade() else { return };
+            srv.node.memory.sample(crate::memory::rss_bytes());
+        }
+    });
+}
+
 fn spawn_expiry(server: &Arc<Server>, interval: Duration) {
     let weak = Arc::downgrade(server);
     tokio::spawn(async move {
@@ -128,6 +142,7 @@ fn spawn_demotion_watch(server: &Arc<Server>) {
 /// listener (tests use port 0).
 pub async fn run(server: Arc<Server>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     spawn_expiry(&server, Duration::from_millis(100));
+    spawn_memory_sampler(&server, Duration::from_millis(100));
     spawn_demotion_watch(&server);
     tokio::pin!(shutdown);
     loop {

@@ -119,6 +119,10 @@ impl Session {
             return CmdError::err(format!("Command not allowed inside a transaction: '{}'", command.spec.name))
                 .to_reply();
         }
+        if let Err(e) = self.srv.node.check_queued(&command) {
+            self.multi_failed = true;
+            return e.to_reply();
+        }
         let queue = self.multi.get_or_insert_with(Vec::new);
         queue.push(command);
         self.client.multi.store(queue.len() as i64, Relaxed);

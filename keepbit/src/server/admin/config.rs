@@ -22,6 +22,8 @@ const PARAMS: &[(&str, bool)] = &[
     ("proto-max-bulk-len", true),
     ("client-query-buffer-limit", true),
     ("timeout", true),
+    ("maxmemory", true),
+    ("maxmemory-policy", false),
     ("dir", false),
 ];
 
@@ -35,6 +37,8 @@ fn param_value(c: &Config, name: &str) -> String {
         "proto-max-bulk-len" => c.proto_max_bulk_len_bytes.to_string(),
         "client-query-buffer-limit" => c.client_query_buffer_limit_bytes.to_string(),
         "timeout" => c.timeout_s.to_string(),
+        "maxmemory" => c.maxmemory_bytes.to_string(),
+        "maxmemory-policy" => "noeviction".to_string(),
         "dir" => c.data_dir.display().to_string(),
         _ => String::new(),
     }
@@ -65,6 +69,7 @@ fn set_param(c: &mut Config, name: &str, v: &str) -> std::result::Result<(), Str
         "requirepass" => c.requirepass = (!v.is_empty()).then(|| v.to_string()),
         "maxclients" => c.maxclients = v.parse().map_err(|_| bad())?,
         "timeout" => c.timeout_s = v.parse().map_err(|_| bad())?,
+        "maxmemory" => c.maxmemory_bytes = parse_memory(v).ok_or_else(bad)? as u64,
         "proto-max-bulk-len" => c.proto_max_bulk_len_bytes = parse_memory(v).ok_or_else(bad)?,
         "client-query-buffer-limit" => c.client_query_buffer_limit_bytes = parse_memory(v).ok_or_else(bad)?,
         _ => return Err("can't set immutable config".into()),

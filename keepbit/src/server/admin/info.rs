@@ -32,13 +32,6 @@ pub fn info(srv: &Server, sections: &[Bytes]) -> Reply {
     Reply::Verbatim(out)
 }
 
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|t| t.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
-        .map_or(0, |pages| pages * 4096)
-}
-
 fn kv(out: &mut String, k: &str, v: impl std::fmt::Display) {
     let _ = write!(out, "{k}:{v}\r\n");
 }
@@ -73,11 +66,11 @@ fn info_section(srv: &Server, section: &str, out: &mut String) {
         }
         "memory" => {
             out.push_str("# Memory\r\n");
-            let rss = rss_bytes();
+            let rss = crate::memory::rss_bytes();
             kv(out, "used_memory", rss);
             kv(out, "used_memory_human", format!("{:.2}M", rss as f64 / 1048576.0));
             kv(out, "used_memory_rss", rss);
-            kv(out, "maxmemory", 0);
+            kv(out, "maxmemory", srv.node.memory.max());
             kv(out, "maxmemory_policy", "noeviction");
         }
         "persistence" => {
