@@ -31,3 +31,35 @@ fn maxmemory_refuses_growing_writes_with_redis_error() {
     redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg("0").query::<()>(&mut con).expect("CONFIG SET");
     redis::cmd("SET").arg("k").arg("v").query::<()>(&mut con).expect("no limit: the write goes through");
 }
+
+/// Resident memory of a process, from /proc.
+fn rss_bytes(pid: u32) -> u64 {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).expect("statm");
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).expect("rss pages") * 4096
+}
+
+/// A client that pipelines a thousand GETs of a 1 MiB value and does not read the
+/// replies costs the server about one socket's worth of them, not 1 GiB; the server then
+/// serves others, and the client gets its replies once it reads.
+#[test]
+fn pipelined_replies_a_client_does_not_read_stay_bounded() {
+    use std::io::{Read, Write};
+    let srv = TestServer::start();
+    let mut con = srv.conn();
+    redis::cmd("SET").arg("big").arg(vec![b'x'; 1 << 20]).query::<()>(&mut con).expect("SET");
+    let before = rss_bytes(srv.pid());
+    let mut greedy = srv.raw();
+    let requests = "*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n".repeat(1000);
+    greedy.write_all(requests.as_bytes()).expect("send the pipeline");
+    // Give the server time to work through everything it has buffered.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let grown = rss_bytes(srv.pid()).saturating_sub(before);
+    assert!(grown < 256 << 20, "server grew by {} MiB for an unread pipeline", grown >> 20);
+    let pong: String = redis::cmd("PING").query(&mut con).expect("others are served");
+    assert_eq!(pong, "PONG");
+    // Reading drains the replies: the first one is the whole value.
+    greedy.set_read_timeout(Some(std::time::Duration::from_secs(5))).expect("timeout");
+    let mut head = vec![0u8; 16];
+    greedy.read_exact(&mut head).expect("replies arrive once read");
+    assert!(head.starts_with(b"$1048576\r\nxxxx"), "{:?}", String::from_utf8_lossy(&head));
+}

@@ -20,6 +20,8 @@ use crate::pubsub::Push;
 use crate::reply::Reply;
 
 const READ_BUF_BYTES: usize = 16 * 1024;
+/// Replies buffered before they are written out mid-pipeline.
+const OUT_FLUSH_BYTES: usize = 64 * 1024;
 
 /// The limits a connection checks on every read, kept apart from `Config` so reading
 /// them costs no allocation.
@@ -153,6 +155,12 @@ impl Conn {
                     return Ok(false);
                 }
             };
+            if self.out.len() >= OUT_FLUSH_BYTES {
+                // Pipelined replies go out as they are made: a client that sends many
+                // requests and reads slowly (or never) holds one socket's worth of
+                // replies here, not all of them.
+                self.flush().await?;
+            }
             match self.session.handle(args).await {
                 Next::Reply(r) => self.encode(r),
                 Next::Replies(rs) => rs.into_iter().for_each(|r| self.encode(r)),
