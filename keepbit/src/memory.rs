@@ -22,9 +22,12 @@ pub struct MemoryLimit {
 }
 
 impl MemoryLimit {
-    /// `max` bytes; 0 means no limit.
+    /// `max` bytes; 0 means no limit. Measures at once, so the first write is checked
+    /// against a real figure, not against 0.
     pub fn new(max: u64) -> MemoryLimit {
-        MemoryLimit { max: AtomicU64::new(max), ..MemoryLimit::default() }
+        let limit = MemoryLimit { max: AtomicU64::new(max), ..MemoryLimit::default() };
+        limit.sample(rss_bytes());
+        limit
     }
 
     pub fn max(&self) -> u64 {
