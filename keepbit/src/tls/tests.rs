@@ -16,6 +16,8 @@ struct Ca {
 fn ca() -> Ca {
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Issuer and subject must differ, or OpenSSL takes the leaf for self-signed.
+    params.distinguished_name.push(rcgen::DnType::CommonName, "keepbit test CA");
     let key = KeyPair::generate().expect("ca key");
     Ca { cert: params.self_signed(&key).expect("ca cert"), key }
 }
@@ -29,7 +31,8 @@ fn dir(name: &str) -> PathBuf {
 /// Writes ca.pem, cert.pem and key.pem (a leaf for localhost / 127.0.0.1) into `d`.
 fn write_material(d: &Path, ca: &Ca) {
     let key = KeyPair::generate().expect("leaf key");
-    let params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("params");
+    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("params");
+    params.distinguished_name.push(rcgen::DnType::CommonName, "keepbit test node");
     let cert = params.signed_by(&key, &ca.cert, &ca.key).expect("leaf cert");
     std::fs::write(d.join("ca.pem"), ca.cert.pem()).expect("write");
     std::fs::write(d.join("cert.pem"), cert.pem()).expect("write");
