@@ -395,20 +395,20 @@ mod tests {
     /// Each TLS switch names the files it needs, and a half-set pair is refused.
     #[test]
     fn tls_settings_need_their_files() {
-        let err = |text: &str| toml::from_str::<Config>(text).unwrap().validate().err().map(|e| e.to_string());
+        let err = |text: &str| toml::from_str::<Config>(text).expect("parses").validate().err().map(|e| e.to_string());
         let pair = "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n";
         assert_eq!(err(pair), None, "files without a switch are allowed");
-        assert!(err("tls = true").unwrap().contains("tls_cert"));
-        assert!(err("tls_cert = \"c.pem\"").unwrap().contains("tls_key"));
-        assert!(err("tls_key = \"k.pem\"").unwrap().contains("tls_cert"));
+        assert!(err("tls = true").expect("refused").contains("tls_cert"));
+        assert!(err("tls_cert = \"c.pem\"").expect("refused").contains("tls_key"));
+        assert!(err("tls_key = \"k.pem\"").expect("refused").contains("tls_cert"));
         assert_eq!(err(&format!("tls = true\n{pair}")), None);
-        assert!(err(&format!("tls_auth_clients = true\n{pair}")).unwrap().contains("needs tls = true"));
-        assert!(err(&format!("tls = true\ntls_auth_clients = true\n{pair}")).unwrap().contains("tls_ca"));
+        assert!(err(&format!("tls_auth_clients = true\n{pair}")).expect("refused").contains("needs tls = true"));
+        assert!(err(&format!("tls = true\ntls_auth_clients = true\n{pair}")).expect("refused").contains("tls_ca"));
         assert_eq!(err(&format!("tls = true\ntls_auth_clients = true\ntls_ca = \"ca.pem\"\n{pair}")), None);
         let cluster = "[cluster]\nnode_id = 1\nsecret = \"s\"\ntls = true\n\
             peers = [{ id = 1, addr = \"127.0.0.1:7001\", client_addr = \"127.0.0.1:6379\" }]\n";
-        assert!(err(cluster).unwrap().contains("tls_cert"));
-        assert!(err(&format!("{pair}{cluster}")).unwrap().contains("tls_ca"));
+        assert!(err(cluster).expect("refused").contains("tls_cert"));
+        assert!(err(&format!("{pair}{cluster}")).expect("refused").contains("tls_ca"));
         assert_eq!(err(&format!("{pair}tls_ca = \"ca.pem\"\n{cluster}")), None);
     }
 }
