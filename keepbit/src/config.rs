@@ -38,6 +38,19 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Log level: error, warn, info, debug, trace.
     pub log_level: String,
+    /// The client port speaks TLS only (with `tls_cert` and `tls_key`); plain TCP when off.
+    pub tls: bool,
+    /// PEM certificate chain this node presents, on the client port (`tls`) and the peer
+    /// port (`cluster.tls`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates that client certificates (`tls_auth_clients`) and peer
+    /// certificates (`cluster.tls`) must chain to.
+    pub tls_ca: Option<PathBuf>,
+    /// Clients must present a certificate signed by `tls_ca` (Redis's tls-auth-clients;
+    /// off by default here, unlike Redis).
+    pub tls_auth_clients: bool,
     /// Replication; absent for a standalone node.
     pub cluster: Option<ClusterConfig>,
 }
@@ -121,6 +134,9 @@ pub struct ClusterConfig {
     /// and takes the node out again (it never becomes a voter unless it caught up). At most
     /// 25 s, so an add forwarded from a standby is answered within the peer handler's 30 s.
     pub add_node_timeout_ms: u64,
+    /// The peer port speaks mutual TLS: every member presents `tls_cert` and checks the
+    /// others' certificates against `tls_ca`. All members must agree.
+    pub tls: bool,
     /// Deliberately broken, for testing the drill: the primary acknowledges writes before
     /// they are committed (set only by the hidden `--unsafe-ack-before-commit` flag).
     #[serde(skip)]
@@ -150,6 +166,7 @@ impl Default for ClusterConfig {
             peer_frame_len_max_bytes: 512 * 1024 * 1024,
             add_node_timeout_ms: 20_000,
             max_entry_bytes: 64 * 1024 * 1024,
+            tls: false,
             unsafe_ack_before_commit: false,
         }
     }
@@ -228,6 +245,11 @@ impl Default for Config {
             maxmemory_bytes: 0,
             data_dir: PathBuf::from("keepbit-data"),
             log_level: "info".into(),
+            tls: false,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+            tls_auth_clients: false,
             cluster: None,
         }
     }
@@ -285,10 +307,34 @@ impl Config {
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log_level.as_str()) {
             return invalid("log_level", "must be one of error, warn, info, debug, trace");
         }
+        self.validate_tls()?;
         match &self.cluster {
             Some(c) => c.validate(),
             None => Ok(()),
         }
+    }
+
+    /// Which TLS files each switch needs; the files themselves are read by `tls::Tls::load`.
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        let invalid = |field, message: &str| Err(ConfigError::Invalid { field, message: message.to_string() });
+        let peer_tls = self.cluster.as_ref().is_some_and(|c| c.tls);
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            let field = if self.tls_cert.is_some() { "tls_key" } else { "tls_cert" };
+            return invalid(field, "tls_cert and tls_key must be set together");
+        }
+        if (self.tls || peer_tls) && self.tls_cert.is_none() {
+            return invalid("tls_cert", "must be set (with tls_key) when tls or cluster.tls is on");
+        }
+        if self.tls_auth_clients && !self.tls {
+            return invalid("tls_auth_clients", "needs tls = true");
+        }
+        if self.tls_auth_clients && self.tls_ca.is_none() {
+            return invalid("tls_ca", "must be set when tls_auth_clients is on");
+        }
+        if peer_tls && self.tls_ca.is_none() {
+            return invalid("tls_ca", "must be set when cluster.tls is on (peers check each other against it)");
+        }
+        Ok(())
     }
 
     pub fn resp_limits(&self) -> keepbit_resp::Limits {
@@ -348,5 +394,25 @@ mod tests {
         peers[1].client_addr = peers[0].addr.clone();
         assert!(shared.validate().is_err());
         assert!(toml::from_str::<Config>("[cluster]\nmode = \"both\"").is_err());
+    }
+
+    /// Each TLS switch names the files it needs, and a half-set pair is refused.
+    #[test]
+    fn tls_settings_need_their_files() {
+        let err = |text: &str| toml::from_str::<Config>(text).expect("parses").validate().err().map(|e| e.to_string());
+        let pair = "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n";
+        assert_eq!(err(pair), None, "files without a switch are allowed");
+        assert!(err("tls = true").expect("refused").contains("tls_cert"));
+        assert!(err("tls_cert = \"c.pem\"").expect("refused").contains("tls_key"));
+        assert!(err("tls_key = \"k.pem\"").expect("refused").contains("tls_cert"));
+        assert_eq!(err(&format!("tls = true\n{pair}")), None);
+        assert!(err(&format!("tls_auth_clients = true\n{pair}")).expect("refused").contains("needs tls = true"));
+        assert!(err(&format!("tls = true\ntls_auth_clients = true\n{pair}")).expect("refused").contains("tls_ca"));
+        assert_eq!(err(&format!("tls = true\ntls_auth_clients = true\ntls_ca = \"ca.pem\"\n{pair}")), None);
+        let cluster = "[cluster]\nnode_id = 1\nsecret = \"s\"\ntls = true\n\
+            peers = [{ id = 1, addr = \"127.0.0.1:7001\", client_addr = \"127.0.0.1:6379\" }]\n";
+        assert!(err(cluster).expect("refused").contains("tls_cert"));
+        assert!(err(&format!("{pair}{cluster}")).expect("refused").contains("tls_ca"));
+        assert_eq!(err(&format!("{pair}tls_ca = \"ca.pem\"\n{cluster}")), None);
     }
 }

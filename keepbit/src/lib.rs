@@ -22,7 +22,8 @@
 //!   [`clock`] (injected wall-clock time), [`memory`] (used memory and the maxmemory
 //!   check), [`glob`] (Redis glob patterns), [`secret`] (constant-time secret
 //!   comparison), [`atomic_file`] (crash-safe file replacement for snapshots and the
-//!   log's metadata).
+//!   log's metadata), [`tls`] (rustls set-up for the client and peer ports from the
+//!   config's PEM files).
 //! - Tools beside the server: [`client`] (a minimal RESP client for the CLI), [`up`]
 //!   (`keepbit up`, a local cluster), [`drill`] (`keepbit drill`: fault injection,
 //!   workload history, linearizability checking, reports).
@@ -44,4 +45,5 @@ pub mod reply;
 pub mod secret;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod up;

@@ -12,6 +12,7 @@ use keepbit::node::Node;
 use keepbit::pubsub::PubSub;
 use keepbit::raft::cluster::Cluster;
 use keepbit::server::Server;
+use keepbit::tls::{PeerTls, Tls};
 
 #[derive(Parser)]
 #[command(name = "keepbit", version, about = "Redis-compatible key-value store built for uninterrupted service")]
@@ -215,13 +216,15 @@ async fn server(config: Config) -> anyhow::Result<()> {
     init_logging(&config.log_level);
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let tls = Tls::load(&config)?;
     let addr = format!("{}:{}", config.bind, config.port);
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    tracing::info!("keepbit {} listening on {local}", env!("CARGO_PKG_VERSION"));
+    let scheme = if tls.client.is_some() { "TLS" } else { "plain TCP" };
+    tracing::info!("keepbit {} listening on {local} ({scheme})", env!("CARGO_PKG_VERSION"));
     // Tests and scripts started with port 0 read the chosen port from this line.
     println!("listening on {local}");
-    let server = wire(config).await?;
+    let server = wire(config, tls.peer).await?;
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
@@ -238,7 +241,7 @@ async fn server(config: Config) -> anyhow::Result<()> {
         }
     };
     tokio::select! {
-        () = keepbit::server::run(server, listener, shutdown) => Ok(()),
+        () = keepbit::server::run(server, listener, tls.client, shutdown) => Ok(()),
         reason = stopped => {
             tracing::error!("replication stopped for good, exiting: {reason}");
             anyhow::bail!("replication stopped for good: {reason}")
@@ -248,13 +251,13 @@ async fn server(config: Config) -> anyhow::Result<()> {
 
 /// Builds one node: the replicated state, its executor (standalone, or the cluster when
 /// configured), the front, and what the server shares between connections.
-async fn wire(config: Config) -> anyhow::Result<Arc<Server>> {
+async fn wire(config: Config, peer_tls: Option<PeerTls>) -> anyhow::Result<Arc<Server>> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let pubsub = Arc::new(PubSub::default());
     let machine = Arc::new(Machine::new(config.databases, pubsub.clone()));
     let (executor, cluster): (Arc<dyn Executor>, _) = match config.cluster {
         Some(_) => {
-            let cluster = Cluster::start(machine.clone(), clock.clone(), &config).await?;
+            let cluster = Cluster::start(machine.clone(), clock.clone(), &config, peer_tls).await?;
             (cluster.clone(), Some(cluster))
         }
         None => (Arc::new(Standalone::new(machine.clone(), clock.clone())), None),

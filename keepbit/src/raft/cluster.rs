@@ -28,6 +28,7 @@ use crate::config::{ClusterConfig, Config};
 use crate::error::{ExecError, OutcomeUnknown};
 use crate::machine::{Machine, Written};
 use crate::store::Op;
+use crate::tls::PeerTls;
 
 pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
 
@@ -77,12 +78,13 @@ fn raft_config(cc: &ClusterConfig) -> anyhow::Result<openraft::Config> {
 }
 
 impl Cluster {
-    /// Starts replication for `machine`: opens storage, binds the peer port, forms the
-    /// cluster on first start, and begins following leadership.
+    /// Starts replication for `machine`: opens storage, binds the peer port (speaking
+    /// `tls` when given), forms the cluster on first start, and begins following leadership.
     pub async fn start(
         machine: Arc<Machine<LogPosition>>,
         clock: Arc<dyn Clock>,
         config: &Config,
+        tls: Option<PeerTls>,
     ) -> anyhow::Result<Arc<Cluster>> {
         let cc = config.cluster.clone().ok_or_else(|| anyhow::anyhow!("no [cluster] section"))?;
         let me = cc.me().cloned().ok_or_else(|| anyhow::anyhow!("node {} is not in cluster.peers", cc.node_id))?;
@@ -93,7 +95,8 @@ impl Cluster {
         let limits = PeerLimits { frame_len_max_bytes: cc.peer_frame_len_max_bytes, ..PeerLimits::default() };
         // Every member must apply ops alike: what must match is checked in each handshake.
         let auth = PeerAuth { secret: cc.secret.clone(), params: format!("databases={}", config.databases) };
-        let network = Network::new(peer_addr.ip(), auth.clone(), limits.clone()).with_node_id(cc.node_id);
+        let network =
+            Network::with_tls(peer_addr.ip(), tls.clone(), auth.clone(), limits.clone()).with_node_id(cc.node_id);
         let raft = Raft::new(cc.node_id, Arc::new(raft_config(&cc)?), network.clone(), log, sm).await?;
         let listener = tokio::net::TcpListener::bind(peer_addr).await?;
         tracing::info!("node {} peer port {peer_addr}", cc.node_id);
@@ -109,7 +112,7 @@ impl Cluster {
             leader_contact: LeaderContact::default(),
             vote_gate: Arc::new(VoteGate::starting(Duration::from_millis(cc.election_timeout_max_ms))),
         });
-        tokio::spawn(peer::serve_with_limits(
+        tokio::spawn(peer::serve_with_tls(
             listener,
             ContactRecorder {
                 raft: raft.clone(),
@@ -119,6 +122,7 @@ impl Cluster {
             auth,
             app::handler(&cluster),
             limits,
+            tls.map(|t| t.acceptor),
             std::future::pending::<()>(),
         ));
         cluster.bootstrap().await?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use keepbit_resp::decode_request;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -42,8 +42,34 @@ impl ConnLimits {
     }
 }
 
-pub async fn serve(srv: Arc<Server>, stream: TcpStream, client: Arc<ClientShared>) {
-    let (rd, wr) = stream.into_split();
+/// A client's byte stream, plain TCP or TLS, split so pushes can be written while a
+/// read is pending.
+pub trait ClientIo: Send + 'static {
+    type Rd: AsyncRead + Unpin + Send;
+    type Wr: AsyncWrite + Unpin + Send;
+    fn into_halves(self) -> (Self::Rd, Self::Wr);
+}
+
+/// Plain TCP splits without a lock.
+impl ClientIo for TcpStream {
+    type Rd = OwnedReadHalf;
+    type Wr = OwnedWriteHalf;
+    fn into_halves(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        self.into_split()
+    }
+}
+
+/// One TLS session serves both directions, so its halves share it behind tokio's lock.
+impl ClientIo for tokio_rustls::server::TlsStream<TcpStream> {
+    type Rd = ReadHalf<Self>;
+    type Wr = WriteHalf<Self>;
+    fn into_halves(self) -> (Self::Rd, Self::Wr) {
+        tokio::io::split(self)
+    }
+}
+
+pub async fn serve<S: ClientIo>(srv: Arc<Server>, stream: S, client: Arc<ClientShared>) {
+    let (rd, wr) = stream.into_halves();
     let (push_tx, push_rx) = mpsc::channel(srv.config().pubsub_queue_len_max);
     let mut conn = Conn {
         session: Session::new(srv, client, push_tx),
@@ -59,17 +85,17 @@ pub async fn serve(srv: Arc<Server>, stream: TcpStream, client: Arc<ClientShared
     conn.session.close();
 }
 
-struct Conn {
+struct Conn<R, W> {
     session: Session,
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
+    rd: R,
+    wr: W,
     push_rx: mpsc::Receiver<Push>,
     buf: BytesMut,
     out: BytesMut,
 }
 
 /// Reads more input; `Ok(false)` when the client has gone.
-async fn read_more(rd: &mut OwnedReadHalf, buf: &mut BytesMut, srv: &Server) -> io::Result<bool> {
+async fn read_more<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut, srv: &Server) -> io::Result<bool> {
     if buf.capacity() - buf.len() < 4096 {
         buf.reserve(READ_BUF_BYTES);
     }
@@ -89,7 +115,7 @@ fn push_reply(p: Push) -> Reply {
     }
 }
 
-impl Conn {
+impl<R: AsyncRead + Unpin + Send, W: AsyncWrite + Unpin + Send> Conn<R, W> {
     fn srv(&self) -> &Arc<Server> {
         &self.session.srv
     }
@@ -97,6 +123,8 @@ impl Conn {
     async fn flush(&mut self) -> io::Result<()> {
         if !self.out.is_empty() {
             self.wr.write_all(&self.out).await?;
+            // A TLS session may hold the tail of the reply back until flushed.
+            self.wr.flush().await?;
             self.srv().stats.net_output_bytes.fetch_add(self.out.len() as u64, Relaxed);
             self.out.clear();
         }

@@ -22,13 +22,14 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::Config;
 use crate::node::Node;
 use crate::pubsub::PubSub;
 use crate::raft::cluster::Cluster;
-use clients::Clients;
+use crate::tls::TlsAcceptor;
+use clients::{ClientShared, Clients};
 pub use conn::ConnLimits;
 use stats::Stats;
 
@@ -138,9 +139,36 @@ fn spawn_demotion_watch(server: &Arc<Server>) {
     });
 }
 
-/// Serves clients on `listener` until `shutdown` resolves. The caller binds the
-/// listener (tests use port 0).
-pub async fn run(server: Arc<Server>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+/// How long a client gets to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves one accepted client, after the TLS handshake when the port speaks TLS; a client
+/// that fails it (plain text on a TLS port, a rejected certificate) is dropped.
+async fn serve(server: Arc<Server>, stream: TcpStream, client: Arc<ClientShared>, tls: Option<TlsAcceptor>) {
+    let Some(tls) = tls else {
+        return conn::serve(server, stream, client).await;
+    };
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+        Ok(Ok(stream)) => conn::serve(server, stream, client).await,
+        Ok(Err(e)) => {
+            tracing::debug!("client {}: TLS handshake failed: {e}", client.addr);
+            server.clients.remove(client.id);
+        }
+        Err(_) => {
+            tracing::debug!("client {}: no TLS handshake within {TLS_HANDSHAKE_TIMEOUT:?}", client.addr);
+            server.clients.remove(client.id);
+        }
+    }
+}
+
+/// Serves clients on `listener` until `shutdown` resolves, over TLS when `tls` is given.
+/// The caller binds the listener (tests use port 0).
+pub async fn run(
+    server: Arc<Server>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
     spawn_expiry(&server, Duration::from_millis(100));
     spawn_memory_sampler(&server, Duration::from_millis(100));
     spawn_demotion_watch(&server);
@@ -170,7 +198,7 @@ pub async fn run(server: Arc<Server>, listener: TcpListener, shutdown: impl Futu
             });
             continue;
         };
-        tokio::spawn(conn::serve(server.clone(), stream, client));
+        tokio::spawn(serve(server.clone(), stream, client, tls.clone()));
     }
     for c in server.clients.all() {
         c.kill("server shutting down");

@@ -64,6 +64,8 @@ pub struct TestCluster {
     pub dir: PathBuf,
     mode: String,
     extra: String,
+    /// Extra top-level lines per node (index = id - 1).
+    top: Vec<String>,
     /// (node, MiB): that node's Raft directory is a private tmpfs of that size.
     small_disk: Option<(u64, u64)>,
 }
@@ -104,11 +106,21 @@ pub struct ClusterOptions<'a> {
     /// (node, MiB): give that node a Raft directory on a tmpfs of that size, mounted in
     /// a mount namespace of its own (needs root and `unshare`), so its disk fills up.
     pub small_disk: Option<(u64, u64)>,
+    /// Extra top-level lines (before [cluster]), one entry per node in order; a node
+    /// without an entry gets none.
+    pub top: Vec<String>,
 }
 
 impl Default for ClusterOptions<'_> {
     fn default() -> Self {
-        ClusterOptions { nodes: 3, ips: Vec::new(), mode: "active-passive", extra: "", small_disk: None }
+        ClusterOptions {
+            nodes: 3,
+            ips: Vec::new(),
+            mode: "active-passive",
+            extra: "",
+            small_disk: None,
+            top: Vec::new(),
+        }
     }
 }
 
@@ -150,6 +162,7 @@ impl TestCluster {
             dir,
             mode: o.mode.to_string(),
             extra: o.extra.to_string(),
+            top: o.top,
             small_disk: o.small_disk,
         };
         for i in 0..o.nodes {
@@ -187,7 +200,7 @@ impl TestCluster {
     fn write_config(&self, id: u64, peers: &[String], more: &str) {
         let n = self.node(id);
         let text = format!(
-            "bind = \"{ip}\"\nport = {port}\ndata_dir = {dir:?}\nlog_level = \"info\"\nadmin_password = \"{admin}\"\n\n[cluster]\nnode_id = {id}\nsecret = \"test-secret\"\nmode = \"{mode}\"\n{timing}{extra}\n{more}\npeers = [\n{peers}\n]\n",
+            "bind = \"{ip}\"\nport = {port}\ndata_dir = {dir:?}\nlog_level = \"info\"\nadmin_password = \"{admin}\"\n{top}\n\n[cluster]\nnode_id = {id}\nsecret = \"test-secret\"\nmode = \"{mode}\"\n{timing}{extra}\n{more}\npeers = [\n{peers}\n]\n",
             ip = n.ip,
             port = n.client_port,
             admin = super::ADMIN_PASSWORD,
@@ -197,6 +210,7 @@ impl TestCluster {
             extra = self.extra,
             timing = timing(&self.extra),
             peers = peers.join("\n"),
+            top = self.top.get(id as usize - 1).map_or("", String::as_str),
         );
         std::fs::write(&n.config, text).expect("write config");
     }

@@ -34,6 +34,7 @@ use super::peer::{
     PeerResponse, RemoteResult,
 };
 use super::types::{Entry, Member, NodeId, Snapshot, TypeConfig, Vote};
+use crate::tls::PeerTls;
 
 /// Why a peer call failed. `Timeout` and `ConnectionLost` leave the outcome unknown: the
 /// request may have run.
@@ -87,6 +88,23 @@ impl Dialer for BoundTcpDialer {
             }
             let stream = socket.connect(addr).await?;
             stream.set_nodelay(true)?;
+            Ok(Box::new(stream) as Box<dyn PeerIo>)
+        })
+    }
+}
+
+/// TLS over another dialer (`cluster.tls`): the peer's certificate must chain to the
+/// cluster CA, and ours is shown to it; the hello follows inside the TLS session.
+pub struct TlsDialer {
+    pub inner: Arc<dyn Dialer>,
+    pub tls: PeerTls,
+}
+
+impl Dialer for TlsDialer {
+    fn dial(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn PeerIo>>> {
+        let (plain, tls) = (self.inner.dial(addr), self.tls.clone());
+        Box::pin(async move {
+            let stream = tls.connect(addr.ip(), plain.await?).await?;
             Ok(Box::new(stream) as Box<dyn PeerIo>)
         })
     }
@@ -312,6 +330,16 @@ impl Network {
     /// before cloning; until then hellos announce node 0.
     pub fn new(own_ip: IpAddr, auth: PeerAuth, limits: PeerLimits) -> Self {
         Network::with_dialer(Arc::new(BoundTcpDialer { own_ip }), auth, limits)
+    }
+
+    /// [`Network::new`], over TLS when `tls` is given.
+    pub fn with_tls(own_ip: IpAddr, tls: Option<PeerTls>, auth: PeerAuth, limits: PeerLimits) -> Self {
+        let tcp: Arc<dyn Dialer> = Arc::new(BoundTcpDialer { own_ip });
+        let dialer: Arc<dyn Dialer> = match tls {
+            Some(tls) => Arc::new(TlsDialer { inner: tcp, tls }),
+            None => tcp,
+        };
+        Network::with_dialer(dialer, auth, limits)
     }
 
     pub fn with_dialer(dialer: Arc<dyn Dialer>, auth: PeerAuth, limits: PeerLimits) -> Self {

@@ -72,6 +72,8 @@ struct ServerCtx {
     app: Arc<dyn AppHandler>,
     auth: PeerAuth,
     limits: PeerLimits,
+    /// Peers must open TLS before the hello (`cluster.tls`).
+    tls: Option<crate::tls::TlsAcceptor>,
     /// Connections per source address that have not finished their handshake.
     handshaking: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
 }
@@ -133,8 +135,22 @@ pub async fn serve_with_limits(
     limits: PeerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_with_tls(listener, raft, auth, app, limits, None, shutdown).await;
+}
+
+/// [`serve_with_limits`], with TLS before the hello when `tls` is given: a peer whose
+/// certificate does not chain to the cluster CA is refused like one that fails the hello.
+pub async fn serve_with_tls(
+    listener: TcpListener,
+    raft: impl RaftHandle,
+    auth: PeerAuth,
+    app: Arc<dyn AppHandler>,
+    limits: PeerLimits,
+    tls: Option<crate::tls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
     let slots = Arc::new(Semaphore::new(limits.inbound_conns_max));
-    let ctx = Arc::new(ServerCtx { raft: Box::new(raft), app, auth, limits, handshaking: Default::default() });
+    let ctx = Arc::new(ServerCtx { raft: Box::new(raft), app, auth, limits, tls, handshaking: Default::default() });
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -178,26 +194,45 @@ fn reap(conns: &mut JoinSet<()>) {
 }
 
 async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, peer: SocketAddr, ctx: &ServerCtx) {
-    let handshake_timeout = ms(ctx.limits.handshake_timeout_ms);
     let Some(slot) = ctx.begin_handshake(peer.ip()) else {
         let max = ctx.limits.handshakes_per_source_max;
         tracing::debug!(peer = %peer, "refused peer connection: {max} handshakes pending from this address");
         return;
     };
-    let shaken = tokio::time::timeout(handshake_timeout, handshake(&mut io, ctx)).await;
-    drop(slot);
-    let from = match shaken {
-        Ok(Ok(from)) => from,
-        Ok(Err(reason)) => {
-            tracing::warn!(peer = %peer, reason = %reason, "refused peer connection");
-            return;
+    match &ctx.tls {
+        None => {
+            let Some(from) = admit(peer, ctx, handshake(&mut io, ctx)).await else { return };
+            drop(slot);
+            serve_requests(io, peer, from, ctx).await;
         }
-        Err(_) => {
-            let reason = format!("no hello within {handshake_timeout:?}");
-            tracing::warn!(peer = %peer, reason = %reason, "refused peer connection");
-            return;
+        Some(tls) => {
+            let secured = async {
+                let mut io = tls.accept(io).await.map_err(|e| format!("TLS: {e}"))?;
+                let from = handshake(&mut io, ctx).await?;
+                Ok((io, from))
+            };
+            let Some((io, from)) = admit(peer, ctx, secured).await else { return };
+            drop(slot);
+            serve_requests(io, peer, from, ctx).await;
         }
+    }
+}
+
+/// Runs `admission` (TLS if on, then the hello) within the handshake timeout; `None`,
+/// logged, if the peer was refused.
+async fn admit<T>(peer: SocketAddr, ctx: &ServerCtx, admission: impl Future<Output = Result<T, String>>) -> Option<T> {
+    let handshake_timeout = ms(ctx.limits.handshake_timeout_ms);
+    let reason = match tokio::time::timeout(handshake_timeout, admission).await {
+        Ok(Ok(admitted)) => return Some(admitted),
+        Ok(Err(reason)) => reason,
+        Err(_) => format!("no hello within {handshake_timeout:?}"),
     };
+    tracing::warn!(peer = %peer, reason = %reason, "refused peer connection");
+    None
+}
+
+/// Answers one request at a time until the peer leaves or breaks the protocol.
+async fn serve_requests<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, peer: SocketAddr, from: NodeId, ctx: &ServerCtx) {
     tracing::debug!(peer = %peer, from, "peer connected");
     let idle = ms(ctx.limits.conn_idle_timeout_ms);
     let progress = ms(ctx.limits.read_progress_timeout_ms);

@@ -1,0 +1,254 @@
+//! TLS with real processes: redis-cli and redis-py talk to a node whose client port
+//! speaks TLS, plain text on that port is dropped without harm, a cluster elects and
+//! replicates over mutual TLS between peers, and a peer whose certificate comes from
+//! another CA is kept out.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use support::cluster::{ClusterOptions, TestCluster};
+use support::TestServer;
+
+const ELECTION: Duration = Duration::from_secs(20);
+const TOOL_DEADLINE: Duration = Duration::from_secs(20);
+
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+fn ca() -> Ca {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Issuer and subject must differ, or OpenSSL takes the leaf for self-signed.
+    params.distinguished_name.push(rcgen::DnType::CommonName, "keepbit test CA");
+    let key = KeyPair::generate().expect("ca key");
+    Ca { cert: params.self_signed(&key).expect("ca cert"), key }
+}
+
+/// PEM files for one node: the CA it trusts, and its certificate and key signed by it.
+struct Certs {
+    dir: PathBuf,
+}
+
+impl Certs {
+    /// Writes a certificate for localhost / 127.0.0.1 signed by `ca` under a fresh directory.
+    fn issue(name: &str, ca: &Ca) -> Certs {
+        let dir = std::env::temp_dir().join(format!("keepbit-tls-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let key = KeyPair::generate().expect("key");
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("params");
+        params.distinguished_name.push(rcgen::DnType::CommonName, format!("keepbit {name}"));
+        let cert = params.signed_by(&key, &ca.cert, &ca.key).expect("cert");
+        std::fs::write(dir.join("ca.pem"), ca.cert.pem()).expect("write");
+        std::fs::write(dir.join("cert.pem"), cert.pem()).expect("write");
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("write");
+        Certs { dir }
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// The top-level config lines naming these files.
+    fn config_lines(&self) -> String {
+        let path = |f: &str| self.dir.join(f).display().to_string();
+        format!("tls_cert = {:?}\ntls_key = {:?}\ntls_ca = {:?}\n", path("cert.pem"), path("key.pem"), path("ca.pem"))
+    }
+
+    /// A standalone node whose client port speaks TLS.
+    fn server(&self) -> TestServer {
+        let config = self.dir.join("keepbit.toml");
+        std::fs::write(&config, format!("tls = true\n{}", self.config_lines())).expect("write config");
+        TestServer::start_with(&["--config", config.to_str().expect("utf-8 path")])
+    }
+}
+
+impl Drop for Certs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs `cmd` to completion within `deadline` (killed by PID after it); (success, stdout
+/// and stderr).
+fn run(cmd: &mut Command, deadline: Duration) -> (bool, String) {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let end = Instant::now() + deadline;
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), format!("{}{}", text(&out.stdout), text(&out.stderr)))
+}
+
+/// Sends one inline command over TLS (checking the server against `ca`) and returns the
+/// first reply line.
+fn tls_call(port: u16, ca: &Path, command: &str) -> String {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("ca file") {
+        roots.add(cert.expect("ca pem")).expect("ca cert");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("localhost").expect("name");
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+    tls.write_all(format!("{command}\r\n").as_bytes()).expect("write");
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while !reply.ends_with(b"\r\n") {
+        tls.read_exact(&mut byte).expect("read reply");
+        reply.push(byte[0]);
+    }
+    String::from_utf8_lossy(&reply).trim_end().to_string()
+}
+
+/// redis-cli --tls --cacert reaches a TLS client port: PING, SET and GET.
+#[test]
+fn redis_cli_talks_to_a_tls_client_port() {
+    if !support::tool_works("sh", &["-c", "redis-cli --help 2>&1 | grep -q -- --cacert"], "redis-cli with TLS") {
+        return;
+    }
+    let certs = Certs::issue("cli", &ca());
+    let server = certs.server();
+    let cli = |args: &[&str]| {
+        let port = server.port.to_string();
+        let ca = certs.ca();
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["--tls", "--cacert"]).arg(ca).args(["-h", "127.0.0.1", "-p", &port]).args(args);
+        let (ok, out) = run(&mut cmd, TOOL_DEADLINE);
+        assert!(ok, "redis-cli {args:?} failed: {out}");
+        out.trim().to_string()
+    };
+    assert_eq!(cli(&["PING"]), "PONG");
+    assert_eq!(cli(&["SET", "k", "over tls"]), "OK");
+    assert_eq!(cli(&["GET", "k"]), "over tls");
+}
+
+/// redis-py with ssl=True and the CA file writes and reads back over TLS.
+#[test]
+fn redis_py_talks_to_a_tls_client_port() {
+    if !support::tool_works("python3", &["-c", "import redis"], "python3 with redis-py") {
+        return;
+    }
+    let certs = Certs::issue("py", &ca());
+    let server = certs.server();
+    let script = "import sys, redis\n\
+        r = redis.Redis(host='127.0.0.1', port=int(sys.argv[1]), ssl=True, ssl_ca_certs=sys.argv[2], socket_timeout=5)\n\
+        r.set('py', 'tls')\n\
+        print(r.get('py').decode())\n";
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script, &server.port.to_string()]).arg(certs.ca());
+    let (ok, out) = run(&mut cmd, TOOL_DEADLINE);
+    assert!(ok, "redis-py failed: {out}");
+    assert_eq!(out.trim(), "tls");
+}
+
+/// A client speaking plain RESP to the TLS port is disconnected; the node keeps running
+/// and keeps serving TLS clients.
+#[test]
+fn plain_text_on_the_tls_port_is_dropped_and_the_node_carries_on() {
+    let certs = Certs::issue("plain", &ca());
+    let mut server = certs.server();
+    assert_eq!(tls_call(server.port, &certs.ca(), "PING"), "+PONG");
+    let mut raw = server.raw();
+    raw.write_all(b"PING\r\n").expect("write");
+    assert!(support::closed(&mut raw), "plain-text client was not disconnected");
+    let mut raw = server.raw();
+    raw.write_all(b"*1\r\n$4\r\nPING\r\n").expect("write");
+    let answer = support::read_some(&mut raw, 7);
+    assert!(!answer.starts_with(b"+PONG"), "the TLS port answered plain text");
+    assert!(server.alive(), "node died");
+    assert_eq!(tls_call(server.port, &certs.ca(), "SET a 1"), "+OK");
+    assert_eq!(tls_call(server.port, &certs.ca(), "GET a"), "$1");
+}
+
+/// Three nodes whose peer ports speak mutual TLS elect a primary and replicate a write to
+/// every standby; plain text on a peer port is refused at the TLS step.
+#[test]
+fn a_cluster_elects_and_replicates_over_peer_tls() {
+    let certs = Certs::issue("cluster", &ca());
+    let top = vec![certs.config_lines(); 3];
+    let c = TestCluster::start(ClusterOptions { extra: "tls = true", top, ..ClusterOptions::default() });
+    let p = c.wait_primary(ELECTION);
+    let mut con = c.conn(p).expect("connect to primary");
+    redis::cmd("SET").arg("k").arg("replicated").query::<()>(&mut con).expect("SET");
+    let index = c.applied(p).expect("primary's applied index");
+    for id in c.ids() {
+        c.wait_applied(id, index, ELECTION);
+        let mut con = c.readonly_conn(id).expect("connect");
+        let v: String = redis::cmd("GET").arg("k").query(&mut con).expect("GET");
+        assert_eq!(v, "replicated", "node {id}");
+    }
+    for id in c.ids() {
+        assert!(!c.log(id).contains("refused peer connection"), "node {id} refused a peer:\n{}", c.log(id));
+    }
+    let mut raw = TcpStream::connect(c.node(1).peer_addr()).expect("connect to peer port");
+    raw.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    raw.write_all(b"KBPR plain hello, not TLS\r\n").expect("write");
+    assert!(support::closed(&mut raw), "plain text on the peer port was not dropped");
+    support::wait_for("the refusal in node 1's log", ELECTION, || {
+        c.log(1).lines().any(|l| l.contains("refused peer connection") && l.contains("TLS"))
+    });
+}
+
+/// A member whose certificate (and CA) differ from the cluster's never gets in: the two
+/// others elect a primary and commit without it, and refuse its connections at the TLS step.
+#[test]
+fn a_peer_with_another_cas_certificate_is_refused() {
+    let cluster_ca = ca();
+    let good = Certs::issue("good", &cluster_ca);
+    let stranger = Certs::issue("stranger", &ca());
+    let top = vec![good.config_lines(), good.config_lines(), stranger.config_lines()];
+    let c = TestCluster::start(ClusterOptions { extra: "tls = true", top, ..ClusterOptions::default() });
+    let p = c.wait_primary(ELECTION);
+    assert_ne!(p, 3, "the stranger became primary");
+    let mut con = c.conn(p).expect("connect to primary");
+    redis::cmd("SET").arg("k").arg("v").query::<()>(&mut con).expect("SET");
+    let index = c.applied(p).expect("primary's applied index");
+    let other = if p == 1 { 2 } else { 1 };
+    c.wait_applied(other, index, ELECTION);
+    let refused = |id: u64| c.log(id).lines().any(|l| l.contains("refused peer connection") && l.contains("TLS"));
+    support::wait_for("nodes 1 and 2 to refuse the stranger", ELECTION, || refused(1) && refused(2));
+    assert!(c.applied(3).unwrap_or(0) < index, "the stranger received the write");
+    assert_ne!(c.role(3).as_deref(), Some("master"));
+}
+
+/// A TLS file that cannot be used stops start-up with an error naming the setting and the
+/// file, not a panic.
+#[test]
+fn a_bad_tls_file_stops_start_up_with_a_clear_error() {
+    let certs = Certs::issue("bad", &ca());
+    let config = certs.dir.join("keepbit.toml");
+    let lines = certs.config_lines().replace("cert.pem", "missing.pem");
+    std::fs::write(&config, format!("tls = true\nport = 0\ndata_dir = {:?}\n{lines}", certs.dir.join("data")))
+        .expect("write config");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keepbit"));
+    cmd.args(["server", "--config"]).arg(&config);
+    let (ok, out) = run(&mut cmd, TOOL_DEADLINE);
+    assert!(!ok, "started with a missing certificate: {out}");
+    assert!(out.contains("tls_cert") && out.contains("missing.pem"), "unclear error: {out}");
+    assert!(!out.contains("panicked"), "{out}");
+}
