@@ -85,36 +85,38 @@ impl Server {
     }
 }
 
-/// Runs active expiry every `interval` until the server is dropped.
-/// Measures the process's memory for the maxmemory check, ten times a second.
-fn spawn_memory_sampler(server: &Arc<Server>, interval: Duration) {
+/// Runs `task` every `interval` until the server is dropped.
+fn spawn_every<F, Fut>(server: &Arc<Server>, interval: Duration, task: F)
+where
+    F: Fn(Arc<Server>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     let weak = Arc::downgrade(server);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         loop {
             tick.tick().await;
             let Some(srv) = weak.upgrade() else { return };
-            srv.node.memory.sample(crate::memory::rss_bytes());
+            task(srv).await;
         }
     });
 }
 
+/// Measures the process's memory for the maxmemory check.
+fn spawn_memory_sampler(server: &Arc<Server>, interval: Duration) {
+    spawn_every(server, interval, |srv| async move { srv.node.memory.sample(crate::memory::rss_bytes()) });
+}
+
+/// Runs active expiry: keeps going while a large share of the sample was due, as Redis does.
 fn spawn_expiry(server: &Arc<Server>, interval: Duration) {
-    let weak = Arc::downgrade(server);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
+    spawn_every(server, interval, |srv| async move {
         loop {
-            tick.tick().await;
-            let Some(srv) = weak.upgrade() else { return };
-            // Keep going while a large share of the sample was due, as Redis does.
-            loop {
-                let n = srv.node.expire_cycle(200).await;
-                srv.stats.expired_keys.fetch_add(n as u64, Relaxed);
-                if n < 200 {
-                    break;
-                }
-                tokio::task::yield_now().await;
+            let n = srv.node.expire_cycle(200).await;
+            srv.stats.expired_keys.fetch_add(n as u64, Relaxed);
+            if n < 200 {
+                break;
             }
+            tokio::task::yield_now().await;
         }
     });
 }
