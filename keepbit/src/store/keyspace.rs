@@ -41,16 +41,21 @@ impl Value {
 }
 
 /// One logical database.
+/// A stored value and, for WATCH, the version (see [`Keyspace::version_clock`]) of the
+/// op that last changed it.
+#[derive(Clone, Debug, PartialEq)]
+struct Slot {
+    value: Value,
+    version: u64,
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Db {
-    map: HashMap<Bytes, Value>,
+    map: HashMap<Bytes, Slot>,
     /// Absolute expiry of each volatile key.
     expires: HashMap<Bytes, u64>,
     /// The same expiries ordered by time, so due keys are found without a scan.
     by_time: BTreeSet<(u64, Bytes)>,
-    /// For WATCH: the version (see [`Keyspace::version_clock`]) of the op that last
-    /// changed each existing key. A deleted key has none.
-    versions: HashMap<Bytes, u64>,
     /// The version of the op that last changed every key at once (FLUSHDB, SWAPDB).
     whole_version: u64,
 }
@@ -64,7 +69,7 @@ impl Db {
         if self.is_expired(key, now_ms) {
             return None;
         }
-        self.map.get(key)
+        self.map.get(key).map(|s| &s.value)
     }
 
     /// Mutable access; an expired key is deleted first (deterministic: `now_ms` comes
@@ -74,7 +79,7 @@ impl Db {
             self.remove(key);
             return None;
         }
-        self.map.get_mut(key)
+        self.map.get_mut(key).map(|s| &mut s.value)
     }
 
     pub fn contains(&self, key: &[u8], now_ms: u64) -> bool {
@@ -84,7 +89,7 @@ impl Db {
     /// Stores `value` under `key`, clearing any expiry (as SET does).
     pub fn set(&mut self, key: Bytes, value: Value) {
         self.clear_expire(&key);
-        self.map.insert(key, value);
+        self.map.insert(key, Slot { value, version: 0 });
     }
 
     /// Stores `value` and keeps the key's expiry if it had a live one.
@@ -92,12 +97,12 @@ impl Db {
         if self.is_expired(&key, now_ms) {
             self.clear_expire(&key);
         }
-        self.map.insert(key, value);
+        self.map.insert(key, Slot { value, version: 0 });
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
         self.clear_expire(key);
-        self.map.remove(key)
+        self.map.remove(key).map(|s| s.value)
     }
 
     /// Removes the key and returns its value only if it is live.
@@ -113,7 +118,7 @@ impl Db {
 
     /// Deletes `key` if its value is an emptied collection.
     pub fn drop_if_empty(&mut self, key: &[u8]) {
-        if self.map.get(key).is_some_and(Value::is_empty_collection) {
+        if self.map.get(key).is_some_and(|s| s.value.is_empty_collection()) {
             self.remove(key);
         }
     }
@@ -162,7 +167,7 @@ impl Db {
 
     /// Live keys and values.
     pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (&Bytes, &Value)> {
-        self.map.iter().filter(move |(k, _)| !self.is_expired(k, now_ms))
+        self.map.iter().filter(move |(k, _)| !self.is_expired(k, now_ms)).map(|(k, s)| (k, &s.value))
     }
 
     /// The n-th stored key (for RANDOMKEY); may be expired.
@@ -179,15 +184,13 @@ impl Db {
 
     /// The version of the last op that changed `key` (0: none since the keyspace began).
     pub fn version(&self, key: &[u8]) -> u64 {
-        self.versions.get(key).copied().unwrap_or(0).max(self.whole_version)
+        self.map.get(key).map_or(0, |s| s.version).max(self.whole_version)
     }
 
     /// Records that the op of version `v` changed `key` (or deleted it).
     pub fn note_change(&mut self, key: &Bytes, v: u64) {
-        if self.map.contains_key(key) {
-            self.versions.insert(key.clone(), v);
-        } else {
-            self.versions.remove(key);
+        if let Some(s) = self.map.get_mut(&key[..]) {
+            s.version = v;
         }
     }
 
@@ -195,17 +198,22 @@ impl Db {
     pub fn note_flush(&mut self, v: u64) {
         // Every key's version is now at least `v`, which `version` reads from here.
         self.whole_version = v;
-        self.versions.clear();
     }
 
     /// Every key's recorded version, and the whole-database version (for snapshots).
-    pub fn versions(&self) -> (&HashMap<Bytes, u64>, u64) {
-        (&self.versions, self.whole_version)
+    pub fn versions(&self) -> (Vec<(Bytes, u64)>, u64) {
+        let keys = self.map.iter().filter(|(_, s)| s.version > 0).map(|(k, s)| (k.clone(), s.version));
+        (keys.collect(), self.whole_version)
     }
 
     /// Restores what [`Db::versions`] returned.
-    pub fn restore_versions(&mut self, versions: HashMap<Bytes, u64>, whole_version: u64) {
-        (self.versions, self.whole_version) = (versions, whole_version);
+    pub fn restore_versions(&mut self, versions: Vec<(Bytes, u64)>, whole_version: u64) {
+        self.whole_version = whole_version;
+        for (k, v) in versions {
+            if let Some(s) = self.map.get_mut(&k[..]) {
+                s.version = v;
+            }
+        }
     }
 }
 

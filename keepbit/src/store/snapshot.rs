@@ -94,14 +94,7 @@ impl Keyspace {
                 })
                 .collect(),
         };
-        let versions = self
-            .dbs
-            .iter()
-            .map(|db| {
-                let (keys, whole) = db.versions();
-                (keys.iter().map(|(k, v)| (k.clone(), *v)).collect(), whole)
-            })
-            .collect();
+        let versions = self.dbs.iter().map(|db| db.versions()).collect();
         let mut out = vec![SNAPSHOT_VERSION];
         out.extend(postcard::to_stdvec(&ImageV2 { image, version_clock: self.version_clock, versions })?);
         Ok(out)
@@ -133,7 +126,7 @@ impl Keyspace {
         }
         ks.version_clock = v2.version_clock;
         for (i, (keys, whole)) in v2.versions.into_iter().enumerate().take(ks.dbs.len()) {
-            ks.db_mut(i).restore_versions(keys.into_iter().collect(), whole);
+            ks.db_mut(i).restore_versions(keys, whole);
         }
         Ok(ks)
     }
