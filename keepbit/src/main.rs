@@ -249,6 +249,16 @@ async fn server(config: Config) -> anyhow::Result<()> {
     }
 }
 
+/// The runtime replication runs on, for the life of the process.
+fn raft_runtime() -> anyhow::Result<&'static tokio::runtime::Runtime> {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("raft").enable_all().build()?;
+    Ok(RUNTIME.get_or_init(|| rt))
+}
+
 /// Builds one node: the replicated state, its executor (standalone, or the cluster when
 /// configured), the front, and what the server shares between connections.
 async fn wire(config: Config, peer_tls: Option<PeerTls>) -> anyhow::Result<Arc<Server>> {
@@ -257,7 +267,13 @@ async fn wire(config: Config, peer_tls: Option<PeerTls>) -> anyhow::Result<Arc<S
     let machine = Arc::new(Machine::new(config.databases, pubsub.clone()));
     let (executor, cluster): (Arc<dyn Executor>, _) = match config.cluster {
         Some(_) => {
-            let cluster = Cluster::start(machine.clone(), clock.clone(), &config, peer_tls).await?;
+            // Replication runs on a runtime of its own: openraft's core, heartbeats,
+            // replication streams and the peer server keep their threads while client
+            // connections wait on the node lock or move large values, so a busy node
+            // keeps its lease instead of failing over.
+            let runtime = raft_runtime()?;
+            let start = Cluster::start(machine.clone(), clock.clone(), config.clone(), peer_tls);
+            let cluster = runtime.spawn(start).await??;
             (cluster.clone(), Some(cluster))
         }
         None => (Arc::new(Standalone::new(machine.clone(), clock.clone())), None),

@@ -83,7 +83,7 @@ impl Cluster {
     pub async fn start(
         machine: Arc<Machine<LogPosition>>,
         clock: Arc<dyn Clock>,
-        config: &Config,
+        config: Config,
         tls: Option<PeerTls>,
     ) -> anyhow::Result<Arc<Cluster>> {
         let cc = config.cluster.clone().ok_or_else(|| anyhow::anyhow!("no [cluster] section"))?;
@@ -92,7 +92,11 @@ impl Cluster {
         let dir = config.data_dir.join("raft");
         let log = LogStore::open(&dir.join("log"), LogOptions { fsync: cc.fsync, ..LogOptions::default() }).await?;
         let sm = StateMachine::open(&dir.join("state"), machine.clone())?;
-        let limits = PeerLimits { frame_len_max_bytes: cc.peer_frame_len_max_bytes, ..PeerLimits::default() };
+        let limits = PeerLimits {
+            frame_len_max_bytes: cc.peer_frame_len_max_bytes,
+            heartbeat_timeout_min_ms: cc.election_timeout_max_ms / 2,
+            ..PeerLimits::default()
+        };
         // Every member must apply ops alike: what must match is checked in each handshake.
         let auth = PeerAuth { secret: cc.secret.clone(), params: format!("databases={}", config.databases) };
         let network =

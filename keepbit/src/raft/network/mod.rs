@@ -392,7 +392,15 @@ impl PeerClient {
         action: RPCTypes,
         option: &RPCOption,
     ) -> Result<PeerResponse, RPCError<TypeConfig>> {
-        let timeout = option.soft_ttl();
+        self.rpc_within(req, action, option.soft_ttl()).await
+    }
+
+    async fn rpc_within(
+        &self,
+        req: &PeerRequest,
+        action: RPCTypes,
+        timeout: Duration,
+    ) -> Result<PeerResponse, RPCError<TypeConfig>> {
         let frame = OutFrame::message(req, self.pools.limits.frame_len_max_bytes).map_err(|e| {
             let e = PeerError::TooLarge { addr: self.addr.clone(), reason: e.to_string() };
             self.rpc_error(e, action, timeout)
@@ -446,7 +454,13 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         let mut rpc = rpc;
         let truncated = fit_entries(&mut rpc.entries, self.pools.limits.append_bytes_max);
         let last_sent = rpc.entries.last().map(|e| e.log_id);
-        match self.rpc(&PeerRequest::Append(rpc), RPCTypes::AppendEntries, &option).await? {
+        // openraft gives every append the heartbeat's deadline (15 ms here); a batch of
+        // large entries gets the time to move its bytes on top, as snapshots do, instead
+        // of timing out and being sent again forever.
+        let bytes: usize = rpc.entries.iter().map(entry_bytes).sum();
+        let floor = ms(self.pools.limits.heartbeat_timeout_min_ms);
+        let timeout = option.soft_ttl().max(floor) + transfer_budget(bytes, self.pools.limits.snapshot_bytes_per_s_min);
+        match self.rpc_within(&PeerRequest::Append(rpc), RPCTypes::AppendEntries, timeout).await? {
             PeerResponse::Append(Ok(AppendEntriesResponse::Success)) if truncated => {
                 Ok(AppendEntriesResponse::PartialSuccess(last_sent))
             }

@@ -56,6 +56,11 @@ pub struct PeerLimits {
     /// sent); openraft's batches are counted in entries, and 300 large entries would not fit
     /// a frame. The rest follows in the next request.
     pub append_bytes_max: usize,
+    /// A heartbeat (an empty AppendEntries) may take this long before it counts as lost;
+    /// openraft's own deadline is 3/4 of the heartbeat interval, which a loaded node
+    /// misses while it moves a large entry, and a lost heartbeat costs the leader its
+    /// lease. Keep it below the lease (`election_timeout_max_ms`).
+    pub heartbeat_timeout_min_ms: u64,
     /// Concurrent calls per target; a call waits (within its deadline) for a slot.
     pub calls_in_flight_per_peer_max: usize,
     /// A full snapshot's deadline is `soft_ttl + len / this` (openraft's snapshot TTL is
@@ -86,6 +91,7 @@ impl Default for PeerLimits {
             idle_conn_ttl_ms: 30_000,
             calls_in_flight_per_peer_max: 64,
             append_bytes_max: 8 << 20,
+            heartbeat_timeout_min_ms: 0,
             snapshot_bytes_per_s_min: 8 << 20,
             handshake_timeout_ms: 5_000,
             conn_idle_timeout_ms: 120_000,
