@@ -140,6 +140,13 @@ impl Cluster {
         *self.primary.borrow()
     }
 
+    /// How long a lapsed lease may take to come back before this node counts as demoted:
+    /// under load a heartbeat round can miss the lease by a little, and the leader then
+    /// regains it in the same term; that is no reason to drop writes or connections.
+    pub fn demotion_grace(&self) -> Duration {
+        Duration::from_millis(self.config.election_timeout_max_ms)
+    }
+
     /// Changes of `is_primary` (the server closes clients of a demoted primary).
     pub fn primary_changes(&self) -> watch::Receiver<bool> {
         self.primary.subscribe()
@@ -185,8 +192,9 @@ impl Cluster {
             return Err(ExecError::TooLarge { bytes: entry.0.len(), max });
         }
         let mut primary = self.primary.subscribe();
+        let grace = self.demotion_grace();
         let demoted = async move {
-            if !*primary.borrow_and_update() || primary.wait_for(|p| !*p).await.is_err() {
+            if !*primary.borrow_and_update() || !demotion(&mut primary, grace).await {
                 // Not primary to begin with: openraft answers (ForwardToLeader).
                 std::future::pending::<()>().await;
             }
@@ -263,5 +271,20 @@ impl Cluster {
         let read =
             self.raft.ensure_linearizable(openraft::ReadPolicy::ReadIndex).await.map_err(|_| ExecError::NoQuorum)?;
         Ok(read.log_id().index)
+    }
+}
+
+/// Waits, from being primary, until `primary` has been false for longer than `grace`;
+/// false if the channel closed first.
+pub async fn demotion(primary: &mut watch::Receiver<bool>, grace: Duration) -> bool {
+    loop {
+        if primary.wait_for(|p| !*p).await.is_err() {
+            return false;
+        }
+        match tokio::time::timeout(grace, primary.wait_for(|p| *p)).await {
+            Ok(Ok(_)) => continue,
+            Ok(Err(_)) => return false,
+            Err(_) => return true,
+        }
     }
 }

@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::config::Config;
 use crate::node::Node;
 use crate::pubsub::PubSub;
-use crate::raft::cluster::Cluster;
+use crate::raft::cluster::{demotion, Cluster};
 use crate::tls::TlsAcceptor;
 use clients::{ClientShared, Clients};
 pub use conn::ConnLimits;
@@ -126,17 +126,16 @@ fn spawn_expiry(server: &Arc<Server>, interval: Duration) {
 fn spawn_demotion_watch(server: &Arc<Server>) {
     let Some(cluster) = &server.cluster else { return };
     let mut primary = cluster.primary_changes();
+    let grace = cluster.demotion_grace();
     let weak = Arc::downgrade(server);
     tokio::spawn(async move {
-        let mut was_primary = *primary.borrow_and_update();
-        while primary.changed().await.is_ok() {
-            let is_primary = *primary.borrow_and_update();
-            let Some(srv) = weak.upgrade() else { return };
-            if was_primary && !is_primary {
-                tracing::warn!("this node is no longer primary: closing client connections");
-                srv.clients.all().iter().filter(|c| !c.is_pubsub()).for_each(|c| c.kill("primary demoted"));
+        loop {
+            if primary.wait_for(|p| *p).await.is_err() || !demotion(&mut primary, grace).await {
+                return;
             }
-            was_primary = is_primary;
+            let Some(srv) = weak.upgrade() else { return };
+            tracing::warn!("this node is no longer primary: closing client connections");
+            srv.clients.all().iter().filter(|c| !c.is_pubsub()).for_each(|c| c.kill("primary demoted"));
         }
     });
 }
