@@ -160,9 +160,11 @@ impl<M: Clone + Default> Machine<M> {
 
     /// Applies a committed log entry's op, recording its position in the same step.
     pub fn apply_logged(&self, position: impl FnOnce(&mut M), encoded: &[u8]) -> Written {
+        // Decoding copies the op's values: done before taking the lock.
+        let op = Op::decode(encoded);
         let mut st = self.lock();
         position(&mut st.meta);
-        match Op::decode(encoded) {
+        match op {
             Ok(op) => self.apply_locked(&mut st, &op),
             Err(e) => {
                 // An op this version cannot read: every node skips it alike.
