@@ -149,7 +149,7 @@ fn pairs_reply(picked: Vec<(&Bytes, &Bytes)>, with_values: bool) -> Reply {
 pub fn hscan(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     let o = scan::parse(&a[2], &a[3..], false, true)?;
     let Some(h) = ctx.get_hash(&a[1])? else { return Ok(scan::reply(0, vec![])) };
-    let (next, page) = scan::page(h.iter(), &o);
+    let (next, page) = scan::page(|| h.iter(), &o);
     let items = page
         .into_iter()
         .flat_map(|(f, v)| {

@@ -262,7 +262,7 @@ pub fn keys(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
 
 pub fn scan(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     let o = scan::parse(&a[1], &a[2..], true, false)?;
-    let (next, page) = scan::page(ctx.db().iter(ctx.now_ms), &o);
+    let (next, page) = scan::page(|| ctx.db().iter(ctx.now_ms), &o);
     let items = page
         .into_iter()
         .filter(|(_, v)| o.type_name.as_deref().is_none_or(|t| v.type_name() == t))

@@ -5,6 +5,7 @@
 //! rehashes and on another node after a failover. Elements present for the whole
 //! iteration are returned exactly once. A page costs a pass over the collection.
 
+use std::collections::BinaryHeap;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use bytes::Bytes;
@@ -61,29 +62,49 @@ fn position(key: &[u8]) -> u64 {
 
 /// One page: the elements at or after the cursor in hash order (at least `count` of
 /// them unless the end is reached) and the next cursor (0 when done). MATCH filters the
-/// page after it is chosen, as in Redis.
-pub fn page<'a, T>(items: impl Iterator<Item = (&'a Bytes, T)>, o: &ScanOpts) -> (u64, Vec<(&'a Bytes, T)>) {
-    let mut candidates: Vec<(u64, &'a Bytes, T)> =
-        items.map(|(k, v)| (position(k), k, v)).filter(|(h, _, _)| *h >= o.cursor).collect();
-    let next = if candidates.len() > o.count {
-        candidates.select_nth_unstable_by_key(o.count, |c| c.0);
-        let boundary = candidates[o.count].0;
-        // Never split elements that share a position.
-        let (mut page, rest): (Vec<_>, Vec<_>) = candidates.into_iter().partition(|c| c.0 < boundary);
-        let next = rest.iter().map(|c| c.0).filter(|&h| h > boundary).min();
-        page.extend(rest.into_iter().filter(|c| c.0 == boundary));
-        candidates = page;
-        next.unwrap_or(0)
-    } else {
-        0
-    };
-    candidates.sort_by_key(|c| c.0);
-    let out = candidates
+/// page after it is chosen, as in Redis. `items` is walked twice and only the page is
+/// kept: memory is O(count), not O(collection), whatever COUNT and the size are.
+pub fn page<'a, T, I>(items: impl Fn() -> I, o: &ScanOpts) -> (u64, Vec<(&'a Bytes, T)>)
+where
+    I: Iterator<Item = (&'a Bytes, T)>,
+{
+    // Pass 1: the count+1 smallest positions at or after the cursor (a max-heap).
+    let mut smallest: BinaryHeap<u64> = BinaryHeap::new();
+    for h in items().map(|(k, _)| position(k)).filter(|&h| h >= o.cursor) {
+        if smallest.len() <= o.count {
+            smallest.push(h);
+        } else if smallest.peek().is_some_and(|&top| h < top) {
+            smallest.pop();
+            smallest.push(h);
+        }
+    }
+    // More than `count` remain: the page ends at the count-th smallest position and
+    // takes every element sharing it (elements that share a position are never split).
+    let boundary = (smallest.len() > o.count).then(|| {
+        let mut sorted = smallest.into_sorted_vec();
+        sorted.truncate(o.count + 1);
+        sorted[o.count]
+    });
+    // Pass 2: the page, and the first position after it.
+    let mut next = None::<u64>;
+    let mut page: Vec<(u64, &'a Bytes, T)> = Vec::new();
+    for (k, v) in items() {
+        let h = position(k);
+        if h < o.cursor {
+            continue;
+        }
+        match boundary {
+            Some(b) if h > b => next = Some(next.map_or(h, |n| n.min(h))),
+            _ => page.push((h, k, v)),
+        }
+    }
+    page.sort_by_key(|c| c.0);
+    let out = page
         .into_iter()
         .filter(|(_, k, _)| o.pattern.as_ref().is_none_or(|p| glob::matches(p, k)))
         .map(|(_, k, v)| (k, v))
         .collect();
-    (next, out)
+    (next.unwrap_or(0), out)
 }
 
 pub fn reply(next: u64, items: Vec<Reply>) -> Reply {
@@ -100,7 +121,9 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         let mut o = parse(b"0", &[], false, false).unwrap();
         loop {
-            let (next, page) = page(keys.iter().map(|k| (k, ())), &o);
+            let (next, page) = page(|| keys.iter().map(|k| (k, ())), &o);
+            assert!(page.len() <= o.count + 1, "a page of {} for COUNT {}", page.len(), o.count);
+            assert!(next == 0 || page.len() >= o.count, "a short page before the end");
             for (k, _) in page {
                 assert!(seen.insert(k.clone()), "{k:?} returned twice");
             }

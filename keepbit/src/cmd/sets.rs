@@ -260,6 +260,6 @@ pub fn sintercard(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
 pub fn sscan(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     let o = scan::parse(&a[2], &a[3..], false, false)?;
     let Some(s) = ctx.get_set(&a[1])? else { return Ok(scan::reply(0, vec![])) };
-    let (next, page) = scan::page(s.iter().map(|m| (m, ())), &o);
+    let (next, page) = scan::page(|| s.iter().map(|m| (m, ())), &o);
     Ok(scan::reply(next, page.into_iter().map(|(m, _)| Reply::Bulk(m.clone())).collect()))
 }

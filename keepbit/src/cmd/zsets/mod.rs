@@ -465,7 +465,7 @@ pub fn zrandmember(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
 pub fn zscan(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     let o = scan::parse(&a[2], &a[3..], false, false)?;
     let Some(z) = ctx.get_zset(&a[1])? else { return Ok(scan::reply(0, Vec::new())) };
-    let (next, page) = scan::page(z.iter(), &o);
+    let (next, page) = scan::page(|| z.iter(), &o);
     let items = page.into_iter().flat_map(|(m, s)| [Reply::Bulk(m.clone()), Reply::bulk(format_double(s))]).collect();
     Ok(scan::reply(next, items))
 }
