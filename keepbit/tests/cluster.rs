@@ -596,6 +596,35 @@ fn a_wiped_node_rejoins_by_catching_up_never_by_forming() {
     assert!(!c.log_since_start(victim).contains("formed cluster"), "the wiped node formed a cluster again");
 }
 
+/// A follower that was down while 48 MiB of 1–4 MiB values were written (and the log
+/// compacted past it) catches up from a snapshot and the log, and serves every value:
+/// large entries go in byte-bounded batches with time to move their bytes.
+#[test]
+fn a_far_behind_follower_catches_up_with_large_values() {
+    let mut c = TestCluster::start(ClusterOptions {
+        extra: "snapshot_entries = 8\nlog_keep_entries = 2",
+        ..ClusterOptions::default()
+    });
+    let p = c.wait_settled(ELECTION);
+    let lagging = c.ids().into_iter().find(|&id| id != p).expect("a standby");
+    c.kill(lagging);
+    let mut con = c.conn(p).expect("connect");
+    let sizes: Vec<usize> = (0..24).map(|i| (1 + i % 4) << 20).collect();
+    for (i, &size) in sizes.iter().enumerate() {
+        let value = vec![b'a' + (i % 26) as u8; size];
+        redis::cmd("SET").arg(format!("large:{i}")).arg(value).query::<()>(&mut con).expect("SET");
+    }
+    c.start_node(lagging);
+    let p = c.wait_primary(ELECTION);
+    c.wait_applied(lagging, c.applied(p).expect("primary answers"), CATCH_UP);
+    let mut ro = c.readonly_conn(lagging).expect("connect");
+    for (i, &size) in sizes.iter().enumerate() {
+        let value: Vec<u8> = redis::cmd("GET").arg(format!("large:{i}")).query(&mut ro).expect("GET");
+        assert_eq!(value.len(), size, "large:{i} on the caught-up node");
+        assert!(value.iter().all(|&b| b == b'a' + (i % 26) as u8), "large:{i} holds the wrong bytes");
+    }
+}
+
 /// A node that never answers is never promoted: adding an address nobody listens on fails
 /// after `add_node_timeout_ms` saying so, the node is no member afterwards, and the
 /// cluster keeps writing with its three voters.
