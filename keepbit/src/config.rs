@@ -29,6 +29,9 @@ pub struct Config {
     pub client_query_buffer_limit_bytes: usize,
     /// Most pub/sub messages queued for a slow subscriber before it is disconnected.
     pub pubsub_queue_len_max: usize,
+    /// Most bytes of pub/sub messages queued for a slow subscriber before it is
+    /// disconnected (Redis's pubsub client-output-buffer-limit is 32 MB).
+    pub pubsub_queue_bytes_max: u64,
     /// Close idle client connections after this many seconds (0: never).
     pub timeout_s: u64,
     /// Refuse writes that may grow the dataset once the node uses more memory than this
@@ -241,6 +244,7 @@ impl Default for Config {
             multibulk_len_max: 16 * 1024 * 1024,
             client_query_buffer_limit_bytes: 1024 * 1024 * 1024,
             pubsub_queue_len_max: 100_000,
+            pubsub_queue_bytes_max: 32 * 1024 * 1024,
             timeout_s: 0,
             maxmemory_bytes: 0,
             data_dir: PathBuf::from("keepbit-data"),
@@ -297,6 +301,9 @@ impl Config {
         }
         if self.client_query_buffer_limit_bytes < 1024 * 1024 {
             return invalid("client_query_buffer_limit_bytes", "must be at least 1048576");
+        }
+        if self.pubsub_queue_bytes_max < 1024 * 1024 {
+            return invalid("pubsub_queue_bytes_max", "must be at least 1048576");
         }
         if self.pubsub_queue_len_max == 0 {
             return invalid("pubsub_queue_len_max", "must be at least 1");

@@ -1,7 +1,9 @@
-//! Pub/sub: channel and pattern subscriptions. Each subscriber has a bounded queue; one
-//! that falls too far behind is disconnected (Redis's pubsub output-buffer limit).
+//! Pub/sub: channel and pattern subscriptions. Each subscriber has a queue bounded in
+//! messages and in bytes; one that falls too far behind is disconnected (Redis's pubsub
+//! output-buffer limit).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -17,6 +19,53 @@ pub enum Push {
     PMessage { pattern: Bytes, channel: Bytes, payload: Bytes },
 }
 
+impl Push {
+    /// What the message holds in memory while queued, roughly.
+    pub fn len_bytes(&self) -> u64 {
+        const OVERHEAD: usize = 64;
+        let n = match self {
+            Push::Message { channel, payload } => channel.len() + payload.len(),
+            Push::PMessage { pattern, channel, payload } => pattern.len() + channel.len() + payload.len(),
+        };
+        (n + OVERHEAD) as u64
+    }
+}
+
+/// The sending side of one connection's message queue.
+#[derive(Clone)]
+pub struct PushQueue {
+    tx: mpsc::Sender<Push>,
+    queued_bytes: Arc<AtomicU64>,
+    bytes_max: u64,
+}
+
+/// The receiving side: counts bytes out as messages leave.
+pub struct PushReceiver {
+    rx: mpsc::Receiver<Push>,
+    queued_bytes: Arc<AtomicU64>,
+}
+
+impl PushReceiver {
+    pub async fn recv(&mut self) -> Option<Push> {
+        let p = self.rx.recv().await?;
+        self.queued_bytes.fetch_sub(p.len_bytes(), Relaxed);
+        Some(p)
+    }
+
+    pub fn try_recv(&mut self) -> Option<Push> {
+        let p = self.rx.try_recv().ok()?;
+        self.queued_bytes.fetch_sub(p.len_bytes(), Relaxed);
+        Some(p)
+    }
+}
+
+/// A connection's message queue: at most `len_max` messages and `bytes_max` bytes.
+pub fn push_queue(len_max: usize, bytes_max: u64) -> (PushQueue, PushReceiver) {
+    let (tx, rx) = mpsc::channel(len_max.max(1));
+    let queued_bytes = Arc::new(AtomicU64::new(0));
+    (PushQueue { tx, queued_bytes: queued_bytes.clone(), bytes_max }, PushReceiver { rx, queued_bytes })
+}
+
 /// Whoever owns a subscription, told to go away when it cannot keep up.
 pub trait Disconnect: Send + Sync {
     fn disconnect(&self, reason: &str);
@@ -26,7 +75,7 @@ pub trait Disconnect: Send + Sync {
 pub struct Subscriber {
     /// The client's id: one subscription per client and channel.
     pub id: u64,
-    pub tx: mpsc::Sender<Push>,
+    pub queue: PushQueue,
     pub owner: Arc<dyn Disconnect>,
 }
 
@@ -42,8 +91,17 @@ pub struct PubSub {
 }
 
 fn deliver(sub: &Subscriber, msg: Push) -> bool {
-    match sub.tx.try_send(msg) {
-        Ok(()) => true,
+    let q = &sub.queue;
+    let size = msg.len_bytes();
+    if q.queued_bytes.load(Relaxed).saturating_add(size) > q.bytes_max {
+        sub.owner.disconnect("pubsub output buffer limit reached (bytes)");
+        return false;
+    }
+    match q.tx.try_send(msg) {
+        Ok(()) => {
+            q.queued_bytes.fetch_add(size, Relaxed);
+            true
+        }
         Err(mpsc::error::TrySendError::Full(_)) => {
             sub.owner.disconnect("pubsub output queue limit reached");
             false

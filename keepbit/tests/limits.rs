@@ -63,3 +63,29 @@ fn pipelined_replies_a_client_does_not_read_stay_bounded() {
     greedy.read_exact(&mut head).expect("replies arrive once read");
     assert!(head.starts_with(b"$1048576\r\nxxxx"), "{:?}", String::from_utf8_lossy(&head));
 }
+
+/// A subscriber that never reads while 1 MiB messages are published is disconnected once
+/// 32 MiB are queued for it, instead of growing the server without bound; the publisher
+/// and everyone else go on.
+#[test]
+fn a_subscriber_that_never_reads_is_cut_off_by_bytes() {
+    use std::io::Write;
+    let srv = TestServer::start();
+    let mut sleeper = srv.raw();
+    sleeper.write_all(b"*2\r\n$9\r\nSUBSCRIBE\r\n$4\r\nnews\r\n").expect("subscribe");
+    let mut con = srv.conn();
+    support::wait_for("the subscription", std::time::Duration::from_secs(5), || {
+        redis::cmd("PUBSUB").arg("NUMSUB").arg("news").query::<(String, i64)>(&mut con).is_ok_and(|(_, n)| n == 1)
+    });
+    let before = rss_bytes(srv.pid());
+    let message = vec![b'm'; 1 << 20];
+    let mut delivered = Vec::new();
+    for _ in 0..200 {
+        delivered.push(redis::cmd("PUBLISH").arg("news").arg(&message).query::<i64>(&mut con).expect("PUBLISH"));
+    }
+    assert_eq!(delivered.last(), Some(&0), "the sleeping subscriber was never cut off: {delivered:?}");
+    let grown = rss_bytes(srv.pid()).saturating_sub(before);
+    assert!(grown < 160 << 20, "server grew by {} MiB for a subscriber that does not read", grown >> 20);
+    let pong: String = redis::cmd("PING").query(&mut con).expect("the publisher goes on");
+    assert_eq!(pong, "PONG");
+}

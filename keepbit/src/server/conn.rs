@@ -11,12 +11,11 @@ use keepbit_resp::decode_request;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 
 use super::clients::ClientShared;
 use super::session::{Blocked, Next, Session};
 use super::Server;
-use crate::pubsub::Push;
+use crate::pubsub::{push_queue, Push, PushReceiver};
 use crate::reply::Reply;
 
 const READ_BUF_BYTES: usize = 16 * 1024;
@@ -70,7 +69,8 @@ impl ClientIo for tokio_rustls::server::TlsStream<TcpStream> {
 
 pub async fn serve<S: ClientIo>(srv: Arc<Server>, stream: S, client: Arc<ClientShared>) {
     let (rd, wr) = stream.into_halves();
-    let (push_tx, push_rx) = mpsc::channel(srv.config().pubsub_queue_len_max);
+    let config = srv.config();
+    let (push_tx, push_rx) = push_queue(config.pubsub_queue_len_max, config.pubsub_queue_bytes_max);
     let mut conn = Conn {
         session: Session::new(srv, client, push_tx),
         rd,
@@ -89,7 +89,7 @@ struct Conn<R, W> {
     session: Session,
     rd: R,
     wr: W,
-    push_rx: mpsc::Receiver<Push>,
+    push_rx: PushReceiver,
     buf: BytesMut,
     out: BytesMut,
 }
@@ -155,7 +155,7 @@ impl<R: AsyncRead + Unpin + Send, W: AsyncWrite + Unpin + Send> Conn<R, W> {
                 _ = client.kill_signal.notified() => return Ok(()),
                 Some(p) = self.push_rx.recv() => {
                     self.encode(push_reply(p));
-                    while let Ok(p) = self.push_rx.try_recv() {
+                    while let Some(p) = self.push_rx.try_recv() {
                         self.encode(push_reply(p));
                     }
                 }

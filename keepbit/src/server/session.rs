@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use keepbit_resp::Proto;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use super::clients::ClientShared;
 use super::{admin, replication, Server};
@@ -16,7 +16,7 @@ use crate::cmd::args::{is, lossy, parse_i64};
 use crate::cmd::{self, flags, Command, Run, SessionCmd};
 use crate::error::CmdError;
 use crate::machine::Watch;
-use crate::pubsub::{Push, Subscriber};
+use crate::pubsub::{PushQueue, Subscriber};
 use crate::reply::Reply;
 
 /// What the connection does after a request.
@@ -53,11 +53,11 @@ pub struct Session {
     watch: Watch,
     subs: BTreeSet<Bytes>,
     psubs: BTreeSet<Bytes>,
-    push_tx: mpsc::Sender<Push>,
+    push_tx: PushQueue,
 }
 
 impl Session {
-    pub fn new(srv: Arc<Server>, client: Arc<ClientShared>, push_tx: mpsc::Sender<Push>) -> Session {
+    pub fn new(srv: Arc<Server>, client: Arc<ClientShared>, push_tx: PushQueue) -> Session {
         let authed = srv.config().requirepass.is_none();
         Session {
             srv,
@@ -396,7 +396,7 @@ impl Session {
     }
 
     fn subscribe(&mut self, args: &[Bytes], pattern: bool) -> Vec<Reply> {
-        let sub = Subscriber { id: self.client.id, tx: self.push_tx.clone(), owner: self.client.clone() };
+        let sub = Subscriber { id: self.client.id, queue: self.push_tx.clone(), owner: self.client.clone() };
         let kind = if pattern { "psubscribe" } else { "subscribe" };
         let mut replies = Vec::new();
         for ch in &args[1..] {
