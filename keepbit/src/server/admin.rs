@@ -18,7 +18,6 @@ use bytes::Bytes;
 
 use crate::cmd::args::{is, lossy};
 use crate::error::CmdError;
-pub use crate::secret::secrets_match;
 
 /// The Redis version Keepbit's commands and replies follow.
 pub const REDIS_VERSION: &str = "7.2.4";

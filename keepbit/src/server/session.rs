@@ -216,7 +216,7 @@ impl Session {
     fn check_password(&mut self, user: Option<&Bytes>, pass: &Bytes) -> Result<(), CmdError> {
         if user.is_some_and(|u| &u[..] == b"admin") {
             let config = self.srv.config();
-            let ok = config.admin_password.as_ref().is_some_and(|p| admin::secrets_match(p.as_bytes(), pass));
+            let ok = config.admin_password.as_ref().is_some_and(|p| crate::secret::secrets_match(p.as_bytes(), pass));
             if !ok {
                 return Err(CmdError::WrongPass);
             }
@@ -229,7 +229,7 @@ impl Session {
             ));
         };
         let user_ok = user.is_none_or(|u| &u[..] == b"default");
-        if !user_ok || !admin::secrets_match(expected.as_bytes(), pass) {
+        if !user_ok || !crate::secret::secrets_match(expected.as_bytes(), pass) {
             return Err(CmdError::WrongPass);
         }
         (self.authed, self.admin) = (true, false);
