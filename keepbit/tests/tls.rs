@@ -216,6 +216,29 @@ fn a_tls_client_over_maxclients_is_told_why_over_tls() {
     assert!(server.alive(), "node died");
 }
 
+/// `keepbit cluster --tls --cacert` (and `--cert/--key` where client certificates are
+/// required) reaches a TLS client port; without `--tls` it gets no answer.
+#[test]
+fn keepbit_cluster_speaks_tls_to_a_tls_client_port() {
+    let certs = Certs::issue("tool", &ca());
+    let server = certs.server_with("tls_auth_clients = true\n");
+    let node = format!("127.0.0.1:{}", server.port);
+    let file = |f: &str| certs.dir.join(f).display().to_string();
+    let keepbit = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keepbit"));
+        cmd.args(["cluster", "--node", &node]).args(args).arg("status");
+        run(&mut cmd, TOOL_DEADLINE)
+    };
+    let (ok, out) =
+        keepbit(&["--tls", "--cacert", &file("ca.pem"), "--cert", &file("cert.pem"), "--key", &file("key.pem")]);
+    // A standalone node answers, over TLS, that it is not in a cluster.
+    assert!(!ok && out.contains("cluster") && !out.contains("cannot reach") && !out.contains("no answer"), "{out}");
+    let (ok, out) = keepbit(&[]);
+    assert!(!ok && (out.contains("cannot reach") || out.contains("no answer")), "answered plain text: {out}");
+    let (ok, out) = keepbit(&["--tls", "--cacert", &file("ca.pem")]);
+    assert!(!ok && (out.contains("cannot reach") || out.contains("no answer")), "served without a certificate: {out}");
+}
+
 /// redis-py with ssl=True and the CA file writes and reads back over TLS.
 #[test]
 fn redis_py_talks_to_a_tls_client_port() {
