@@ -192,7 +192,9 @@ impl<M: Clone + Default> Machine<M> {
         self.lock().meta.clone()
     }
 
-    /// A consistent image for a snapshot: the keyspace and its log position.
+    /// A consistent image for a snapshot: the keyspace and its log position. The lock is
+    /// held to copy the key maps only: values are shared (copied on a later write), so a
+    /// huge hash or list costs nothing here.
     pub fn snapshot_view(&self) -> (Keyspace, M) {
         let st = self.lock();
         (st.ks.clone(), st.meta.clone())

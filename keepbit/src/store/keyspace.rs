@@ -3,6 +3,7 @@
 //! or the reader's clock), and a key whose expiry is at or before `now_ms` is absent.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -46,7 +47,9 @@ impl Value {
 /// op that last changed it.
 #[derive(Clone, Debug, PartialEq)]
 struct Slot {
-    value: Value,
+    /// Shared with snapshot views taken since it last changed: a snapshot copies the
+    /// key map, not the values, and a write to a shared value copies it first.
+    value: Arc<Value>,
     version: u64,
 }
 
@@ -83,7 +86,7 @@ impl Db {
         if self.is_expired(key, now_ms) {
             return None;
         }
-        self.slot(key).map(|s| &s.value)
+        self.slot(key).map(|s| &*s.value)
     }
 
     /// Mutable access; an expired key is deleted first (deterministic: `now_ms` comes
@@ -93,7 +96,7 @@ impl Db {
             self.remove(key);
             return None;
         }
-        self.slot_mut(key).map(|s| &mut s.value)
+        self.slot_mut(key).map(|s| Arc::make_mut(&mut s.value))
     }
 
     pub fn contains(&self, key: &[u8], now_ms: u64) -> bool {
@@ -103,7 +106,7 @@ impl Db {
     /// Stores `value` under `key`, clearing any expiry (as SET does).
     pub fn set(&mut self, key: Bytes, value: Value) {
         self.clear_expire(&key);
-        self.map.insert(OrderedKey::new(key), Slot { value, version: 0 });
+        self.map.insert(OrderedKey::new(key), Slot { value: Arc::new(value), version: 0 });
     }
 
     /// Stores `value` and keeps the key's expiry if it had a live one.
@@ -111,12 +114,12 @@ impl Db {
         if self.is_expired(&key, now_ms) {
             self.clear_expire(&key);
         }
-        self.map.insert(OrderedKey::new(key), Slot { value, version: 0 });
+        self.map.insert(OrderedKey::new(key), Slot { value: Arc::new(value), version: 0 });
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
         self.clear_expire(key);
-        self.map.remove(&probe(key) as &dyn KeyView).map(|s| s.value)
+        self.map.remove(&probe(key) as &dyn KeyView).map(|s| Arc::unwrap_or_clone(s.value))
     }
 
     /// Removes the key and returns its value only if it is live.
@@ -191,7 +194,7 @@ impl Db {
         self.map
             .range(from..)
             .filter(move |(k, _)| !self.is_expired(&k.key, now_ms))
-            .map(|(k, s)| (k.pos, &k.key, &s.value))
+            .map(|(k, s)| (k.pos, &k.key, &*s.value))
     }
 
     /// The first stored key at or after scan position `at`, wrapping around (for
@@ -267,5 +270,33 @@ impl Keyspace {
 
     pub fn db_mut(&mut self, i: usize) -> &mut Db {
         &mut self.dbs[i]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A copy (a snapshot view) shares values instead of copying them, and a later write
+    /// to the live keyspace copies only the value it changes.
+    #[test]
+    fn a_copy_shares_values_and_a_write_copies_only_what_it_changes() {
+        let big: HashMap<Bytes, Bytes> = (0..1000).map(|i| (Bytes::from(format!("f{i}")), Bytes::new())).collect();
+        let (h, other) = (Bytes::from_static(b"h"), Bytes::from_static(b"other"));
+        let mut db = Db::default();
+        db.set(h.clone(), Value::Hash(big));
+        db.set(other.clone(), Value::Hash(HashMap::new()));
+        let view = db.clone();
+        let same = |k: &[u8], a: &Db, b: &Db| std::ptr::eq(a.get(k, 0).expect("a"), b.get(k, 0).expect("b"));
+        assert!(same(&h, &db, &view), "the copy duplicated a value");
+        let Some(Value::Hash(live)) = db.get_mut(&h, 0) else { panic!("not a hash") };
+        live.insert(Bytes::from_static(b"new"), Bytes::new());
+        let len = |d: &Db| match d.get(&h, 0) {
+            Some(Value::Hash(m)) => m.len(),
+            _ => 0,
+        };
+        assert_eq!((len(&db), len(&view)), (1001, 1000), "the write reached the copy");
+        assert!(!same(&h, &db, &view));
+        assert!(same(&other, &db, &view), "an untouched value was copied");
     }
 }
