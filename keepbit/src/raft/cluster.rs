@@ -93,7 +93,8 @@ impl Cluster {
         let log = LogStore::open(&dir.join("log"), LogOptions { fsync: cc.fsync, ..LogOptions::default() }).await?;
         let sm = StateMachine::open(&dir.join("state"), machine.clone())?;
         let limits = PeerLimits {
-            frame_len_max_bytes: cc.peer_frame_len_max_bytes,
+            frame_len_max_bytes: cc.peer_frame_len_bytes(),
+            snapshot_chunk_bytes: cc.snapshot_chunk_bytes,
             heartbeat_timeout_min_ms: cc.election_timeout_max_ms / 2,
             ..PeerLimits::default()
         };
