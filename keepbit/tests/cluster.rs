@@ -725,3 +725,31 @@ fn blocking_writes_on_a_standby_are_refused_at_once() {
         assert!(r.starts_with("-READONLY"), "{cmd:?} on a standby: {r}");
     }
 }
+
+/// The index of the first snapshot a node's log says it built.
+fn first_built_snapshot(log: &str) -> Option<u64> {
+    log.lines().find_map(|l| l.split("built snapshot up to log index ").nth(1)?.split(' ').next()?.parse().ok())
+}
+
+/// Nodes build snapshots at different log indexes: each scales `snapshot_entries` by
+/// 1 + (id % 5) / 10 (110, 120, 130 entries for nodes 1–3 here), so their snapshot memory
+/// spikes do not coincide. Regression: with openraft's count policy every node built at
+/// the same index.
+#[test]
+fn nodes_build_snapshots_at_staggered_indexes() {
+    let c = TestCluster::start(ClusterOptions { extra: "snapshot_entries = 100", ..ClusterOptions::default() });
+    let p = c.wait_settled(ELECTION);
+    let mut con = c.conn(p).expect("connect");
+    for i in 0..160 {
+        redis::cmd("SET").arg(format!("stagger:{i}")).arg(i).query::<()>(&mut con).expect("SET");
+    }
+    let mut built = std::collections::BTreeSet::new();
+    for id in c.ids() {
+        wait_for(&format!("node {id} to build a snapshot"), CATCH_UP, || first_built_snapshot(&c.log(id)).is_some());
+        let index = first_built_snapshot(&c.log(id)).expect("built");
+        let threshold = 100 * (10 + id % 5) / 10;
+        assert!(index >= threshold, "node {id} built a snapshot at {index}, before its threshold {threshold}");
+        built.insert(index);
+    }
+    assert_eq!(built.len(), c.ids().len(), "two nodes built their first snapshot at the same index: {built:?}");
+}
