@@ -5,6 +5,8 @@
 //! [`super::role`], the peer application protocol in [`super::app`].
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +50,24 @@ pub struct Cluster {
     pub(super) leader_contact: LeaderContact,
     /// When this node may grant votes (after start-up, after catching up).
     pub(super) vote_gate: Arc<VoteGate>,
+    /// Bytes of this node's proposals not yet committed (see `role::derive_role`).
+    pub(super) writes_in_flight_bytes: AtomicU64,
+}
+
+/// Counts an entry's bytes as in flight until dropped.
+struct InFlight<'a>(&'a AtomicU64, u64);
+
+impl<'a> InFlight<'a> {
+    fn new(counter: &'a AtomicU64, bytes: u64) -> InFlight<'a> {
+        counter.fetch_add(bytes, Relaxed);
+        InFlight(counter, bytes)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(self.1, Relaxed);
+    }
 }
 
 /// How long a membership change forwarded to the primary may take.
@@ -121,6 +141,7 @@ impl Cluster {
             primary: watch::Sender::new(false),
             leader_contact: LeaderContact::default(),
             vote_gate: Arc::new(VoteGate::starting(Duration::from_millis(cc.election_timeout_max_ms))),
+            writes_in_flight_bytes: AtomicU64::new(0),
         });
         tokio::spawn(peer::serve_with_tls(
             listener,
@@ -197,6 +218,7 @@ impl Cluster {
         if entry.0.len() > max {
             return Err(ExecError::TooLarge { bytes: entry.0.len(), max });
         }
+        let _in_flight = InFlight::new(&self.writes_in_flight_bytes, entry.0.len() as u64);
         let mut primary = self.primary.subscribe();
         let grace = self.demotion_grace();
         let demoted = async move {

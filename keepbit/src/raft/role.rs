@@ -51,17 +51,32 @@ pub struct Facts {
     pub snapshot_index: u64,
     pub purged_index: u64,
     pub matched: BTreeMap<NodeId, u64>,
+    /// Bytes of this node's writes proposed and not yet committed.
+    pub writes_in_flight_bytes: u64,
 }
+
+/// How fast a large write is assumed to reach a quorum's disks (send, decode, write and
+/// fsync on every node, on a loaded machine). While one is in flight the followers answer
+/// heartbeats only once it is on their disks (openraft acknowledges an AppendEntries,
+/// empty or not, after the log I/O before it is flushed), so the leader's lease lapses
+/// for its transfer time; that must cost the transfer time, not the primary.
+pub const LARGE_WRITE_BYTES_PER_MS: u64 = 32 << 10;
 
 /// The role decision. A leader is primary only while a quorum has acknowledged it
 /// within the lease (or it is the only voter): without that openraft refuses its
 /// writes, and clients must move on. A leader is named (to ROLE, INFO and Sentinel
 /// discovery) only if it is this node while primary, or a node that has reached this
 /// one within the lease, so no client is sent to a node that cannot commit.
+///
+/// While this node's own writes are in flight, the leader's lease here stretches by their
+/// transfer time at [`LARGE_WRITE_BYTES_PER_MS`]. That only keeps admitting writes and
+/// keeps clients connected; reads are still checked against openraft's own lease (see
+/// `routing::barrier`), so no read is served stale.
 pub fn derive_role(f: &Facts, lease_ms: u64) -> RoleView {
     let voters = f.members.iter().filter(|m| m.2).count();
-    let within_lease = |age: Option<u64>| age.is_some_and(|a| a <= lease_ms);
-    let is_primary = f.is_leader && (within_lease(f.quorum_acked_ago_ms) || voters == 1);
+    let write_lease_ms = lease_ms + f.writes_in_flight_bytes / LARGE_WRITE_BYTES_PER_MS;
+    let acked_for_writes = f.quorum_acked_ago_ms.is_some_and(|a| a <= write_lease_ms);
+    let is_primary = f.is_leader && (acked_for_writes || voters == 1);
     let leader = f
         .named_leader
         .and_then(|id| f.members.iter().find(|m| m.0 == id))
@@ -112,6 +127,7 @@ pub fn facts(m: &Metrics, me: NodeId, contact: Option<(NodeId, std::time::Instan
             .as_ref()
             .map(|r| r.iter().map(|(id, l)| (*id, l.as_ref().map_or(0, |l| l.index))).collect())
             .unwrap_or_default(),
+        writes_in_flight_bytes: 0,
     }
 }
 
@@ -139,7 +155,9 @@ pub async fn follow(cluster: Weak<Cluster>) {
         }
         let Some(c) = cluster.upgrade() else { return };
         let contact = *c.leader_contact.lock().unwrap_or_else(|e| e.into_inner());
-        let view = derive_role(&facts(&rx.borrow_watched(), c.id, contact), lease_ms);
+        let mut f = facts(&rx.borrow_watched(), c.id, contact);
+        f.writes_in_flight_bytes = c.writes_in_flight_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        let view = derive_role(&f, lease_ms);
         let leader_id = view.leader.as_ref().map(|l| l.0);
         if leader_id != last_leader {
             tracing::info!(
@@ -201,6 +219,24 @@ mod tests {
             ("follower never reached", follower(None), false, None),
             ("follower reached by another node than the named leader", follower(Some((3, 5))), false, None),
             ("learner reached by the leader", learner, false, Some(1)),
+            (
+                "leader past its lease while 64 MiB of its writes are in flight",
+                Facts { writes_in_flight_bytes: 64 << 20, ..leader(Some(LEASE_MS + 1500)) },
+                true,
+                Some(1),
+            ),
+            (
+                "leader past its lease plus the transfer time of its writes",
+                Facts { writes_in_flight_bytes: 64 << 20, ..leader(Some(LEASE_MS + 2100)) },
+                false,
+                None,
+            ),
+            (
+                "a follower is never primary, whatever is in flight",
+                Facts { writes_in_flight_bytes: 64 << 20, ..follower(Some((1, 10))) },
+                false,
+                Some(1),
+            ),
         ];
         for (case, facts, primary, named) in cases {
             let view = derive_role(&facts, LEASE_MS);

@@ -78,7 +78,8 @@ impl PeerClient {
         let (action, limits) = (RPCTypes::InstallSnapshot, &self.pools.limits);
         // The last chunk is answered after the receiver installed the whole snapshot.
         let installed = if head.done { usize::try_from(head.total_len).unwrap_or(usize::MAX) } else { 0 };
-        let timeout = soft_ttl + transfer_budget(bytes.len().saturating_add(installed), limits.snapshot_bytes_per_s_min);
+        let timeout =
+            soft_ttl + transfer_budget(bytes.len().saturating_add(installed), limits.snapshot_bytes_per_s_min);
         let frame =
             OutFrame::snapshot_chunk(vote, meta, head, bytes.to_vec(), limits.frame_len_max_bytes).map_err(|e| {
                 tracing::error!(target_node = self.target, "cannot send snapshot chunk: {e}");

@@ -245,7 +245,10 @@ pub fn decode_request(mut payload: Vec<u8>) -> Result<PeerRequest, FrameError> {
     let ((vote, meta, head, data_len), data) =
         postcard::take_from_bytes::<(Vote, SnapshotMeta, ChunkHead, u64)>(rest).map_err(decode)?;
     if data.len() as u64 != data_len {
-        return Err(FrameError::Decode(format!("snapshot chunk announces {data_len} bytes, frame holds {}", data.len())));
+        return Err(FrameError::Decode(format!(
+            "snapshot chunk announces {data_len} bytes, frame holds {}",
+            data.len()
+        )));
     }
     let head_len = payload.len() - data.len();
     payload.drain(..head_len);

@@ -69,7 +69,10 @@ fn oversize_is_refused() {
     assert!(matches!(split_frame(&(MAX as u32 + 1).to_be_bytes(), MAX), Err(FrameError::Oversize { .. })));
     let big = PeerRequest::App(vec![0; 100]);
     assert!(matches!(encode_frame(&big, 50), Err(FrameError::Oversize { .. })));
-    assert!(matches!(OutFrame::snapshot_chunk(&vote(), &meta(), &head(1), vec![0; 100], 50), Err(FrameError::Oversize { .. })));
+    assert!(matches!(
+        OutFrame::snapshot_chunk(&vote(), &meta(), &head(1), vec![0; 100], 50),
+        Err(FrameError::Oversize { .. })
+    ));
 }
 
 /// Garbage and trailing bytes are decode errors, not panics.
