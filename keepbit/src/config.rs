@@ -432,14 +432,14 @@ mod tests {
     #[test]
     fn admin_port_and_health_settings() {
         assert_eq!(Config::default().admin_addr(), None);
-        let c: Config = toml::from_str("bind = \"127.0.0.5\"\nadmin_port = 9000").unwrap();
+        let c: Config = toml::from_str("bind = \"127.0.0.5\"\nadmin_port = 9000").expect("parses");
         assert_eq!(c.admin_addr().as_deref(), Some("127.0.0.5:9000"));
-        let c: Config = toml::from_str("admin_port = 0\nadmin_bind = \"0.0.0.0\"").unwrap();
+        let c: Config = toml::from_str("admin_port = 0\nadmin_bind = \"0.0.0.0\"").expect("parses");
         assert_eq!(c.admin_addr().as_deref(), Some("0.0.0.0:0"));
-        let c: Config = toml::from_str("[health]\nphi_threshold = 12.0\ninterval_ms = 100").unwrap();
-        c.validate().unwrap();
+        let c: Config = toml::from_str("[health]\nphi_threshold = 12.0\ninterval_ms = 100").expect("parses");
+        c.validate().expect("valid");
         assert_eq!(c.health.phi_threshold, 12.0);
-        let bad: Config = toml::from_str("[health]\nmemory_degraded_percent = 120").unwrap();
+        let bad: Config = toml::from_str("[health]\nmemory_degraded_percent = 120").expect("parses");
         assert!(bad.validate().is_err_and(|e| e.to_string().contains("memory_failing_percent")));
         assert!(toml::from_str::<Config>("[health]\nphi = 1").is_err());
     }

@@ -80,7 +80,11 @@ impl Metrics {
         let failovers = Family::<OwnedLabel, Counter>::default();
         r.register("failovers", "Failovers, by cause", failovers.clone());
         let failover_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 12));
-        r.register("failover_duration_seconds", "Time from losing a primary to having one (MTTR)", failover_seconds.clone());
+        r.register(
+            "failover_duration_seconds",
+            "Time from losing a primary to having one (MTTR)",
+            failover_seconds.clone(),
+        );
         let leader_changes = Counter::default();
         r.register("leader_changes", "Changes of the leader this node sees", leader_changes.clone());
         let (term, commit_index, applied_index) = (Gauge::default(), Gauge::default(), Gauge::default());
@@ -90,7 +94,11 @@ impl Metrics {
         let peer_lag_entries = Family::<OwnedLabel, Gauge>::default();
         r.register("replication_lag_entries", "Entries each peer is behind (primary only)", peer_lag_entries.clone());
         let peer_lag_seconds = Family::<OwnedLabel, FloatGauge>::default();
-        r.register("replication_lag_seconds", "Seconds since each peer was caught up (primary only)", peer_lag_seconds.clone());
+        r.register(
+            "replication_lag_seconds",
+            "Seconds since each peer was caught up (primary only)",
+            peer_lag_seconds.clone(),
+        );
         let health_family = Family::<Label, Gauge>::default();
         r.register("health_check_status", "Health check state: 0 ok, 1 degraded, 2 failing", health_family.clone());
         let health = CHECKS.iter().map(|c| health_family.get_or_create(&[("check", *c)]).clone()).collect();

@@ -12,8 +12,9 @@ pub struct HealthConfig {
     pub window_s: u64,
     /// A probe tick this much later than scheduled counts as a stall (degraded).
     pub stall_ms: u64,
-    /// A stall this long within the window is failing.
-    pub stall_failing_ms: u64,
+    /// This many stalls within the window is failing (fewer is degraded: a stall is
+    /// only seen once it is over, so one long pause says little about now).
+    pub stalls_failing_count: u64,
     pub apply_lag_degraded_entries: u64,
     pub apply_lag_failing_entries: u64,
     pub replication_lag_degraded_entries: u64,
@@ -38,7 +39,7 @@ impl Default for HealthConfig {
             interval_ms: 250,
             window_s: 60,
             stall_ms: 100,
-            stall_failing_ms: 2_000,
+            stalls_failing_count: 10,
             apply_lag_degraded_entries: 1_000,
             apply_lag_failing_entries: 100_000,
             replication_lag_degraded_entries: 1_000,
@@ -60,7 +61,7 @@ impl HealthConfig {
     /// Why the settings are unusable, if they are: (field, message).
     pub fn problem(&self) -> Option<(&'static str, &'static str)> {
         let pairs = [
-            ("health.stall_failing_ms", self.stall_ms <= self.stall_failing_ms),
+            ("health.stalls_failing_count", self.stalls_failing_count > 0),
             ("health.apply_lag_failing_entries", self.apply_lag_degraded_entries <= self.apply_lag_failing_entries),
             (
                 "health.replication_lag_failing_entries",

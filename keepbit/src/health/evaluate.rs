@@ -77,8 +77,9 @@ pub fn evaluate(s: &Samples, t: &HealthConfig) -> Vec<Check> {
 
 pub fn event_loop(s: &LoopSample, t: &HealthConfig) -> Check {
     const N: &str = "event_loop";
-    let what = format!("{} stalls over {} ms in {} s, worst {:.0} ms late", s.stalls, t.stall_ms, t.window_s, s.worst_lag_ms);
-    if s.worst_lag_ms >= t.stall_failing_ms as f64 {
+    let what =
+        format!("{} stalls over {} ms in {} s, worst {:.0} ms late", s.stalls, t.stall_ms, t.window_s, s.worst_lag_ms);
+    if s.stalls as u64 >= t.stalls_failing_count {
         Check::failing(N, what)
     } else if s.stalls > 0 {
         Check::degraded(N, what)
@@ -164,8 +165,12 @@ pub fn memory(m: &MemorySample, t: &HealthConfig) -> Check {
 /// or a standby that hears no primary, is degraded.
 pub fn peers(p: &PeerSample, t: &HealthConfig) -> Check {
     const N: &str = "peers";
-    let suspected: Vec<String> =
-        p.phi.iter().filter(|(_, phi)| *phi > t.phi_threshold).map(|(id, phi)| format!("{id} (phi {phi:.1})")).collect();
+    let suspected: Vec<String> = p
+        .phi
+        .iter()
+        .filter(|(_, phi)| *phi > t.phi_threshold)
+        .map(|(id, phi)| format!("{id} (phi {phi:.1})"))
+        .collect();
     if !p.is_leader && p.phi.is_empty() {
         return Check::degraded(N, "no primary to hear from");
     }

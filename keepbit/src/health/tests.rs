@@ -14,7 +14,8 @@ fn event_loop_cases() {
     let cases = [
         ("quiet", LoopSample { worst_lag_ms: 3.0, stalls: 0 }, O),
         ("one stall", LoopSample { worst_lag_ms: 150.0, stalls: 1 }, D),
-        ("a stall of 2 s", LoopSample { worst_lag_ms: 2_000.0, stalls: 1 }, F),
+        ("one long pause, over now", LoopSample { worst_lag_ms: 30_000.0, stalls: 1 }, D),
+        ("stalling again and again", LoopSample { worst_lag_ms: 150.0, stalls: 10 }, F),
     ];
     for (case, s, want) in cases {
         assert_eq!(event_loop(&s, &t()).status, want, "{case}");
@@ -66,7 +67,8 @@ fn fsync_cases() {
 #[test]
 fn disk_cases() {
     const MIB: u64 = 1 << 20;
-    for (case, free, want) in [("roomy", 50_000 * MIB, O), ("under 1 GiB", 900 * MIB, D), ("under 64 MiB", 10 * MIB, F)] {
+    for (case, free, want) in [("roomy", 50_000 * MIB, O), ("under 1 GiB", 900 * MIB, D), ("under 64 MiB", 10 * MIB, F)]
+    {
         let c = disk(&DiskSample { free_bytes: free, total_bytes: 100_000 * MIB }, &t());
         assert_eq!(c.status, want, "{case}: {}", c.reason);
     }
