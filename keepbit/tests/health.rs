@@ -9,6 +9,8 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use keepbit::health::phi::PeerArrivals;
+use keepbit::metrics::{family_index, FsyncProbe, Metrics};
 use support::cluster::{ClusterOptions, TestCluster};
 
 const SETTLE: Duration = Duration::from_secs(30);
@@ -258,4 +260,27 @@ fn haproxy_routes_to_the_primary_by_its_http_check() {
     let new = wait_endpoint_primary(&c, &others(&c, old), FAILOVER);
     support::wait_for("a SET through HAProxy after the failover", FAILOVER, || set_via_haproxy("two"));
     assert_eq!(read_at(&c, new, "via-haproxy").as_deref(), Some("two"), "it reached the new primary");
+}
+
+/// What health and metrics add to hot paths allocates nothing: counting a command by
+/// family (with its latency and error), noting a peer's heartbeat, and recording an
+/// fsync are atomics, locks and fixed buffers (measured with a counting allocator).
+#[test]
+fn counting_commands_heartbeats_and_fsyncs_does_not_allocate() {
+    let m = Metrics::new();
+    let arrivals = PeerArrivals::new(20.0);
+    arrivals.heartbeat(2);
+    let probe = FsyncProbe::default();
+    let info = allocation_counter::measure(|| {
+        for i in 0..10_000u64 {
+            let family = family_index(["string", "hash", "generic", "nosuch"][(i % 4) as usize]);
+            m.command(family, Duration::from_micros(i % 500), i % 7 == 0);
+            arrivals.heartbeat(2);
+            probe.record(Duration::from_micros(300), true);
+        }
+    });
+    assert_eq!(info.count_total, 0, "{info:?}");
+    let control = allocation_counter::measure(|| drop(std::hint::black_box(vec![0u8; 16])));
+    assert_eq!(control.count_total, 1, "the counting allocator is in place");
+    assert!(m.encode().contains("keepbit_commands_total{family=\"string\"} 2500"));
 }
