@@ -14,7 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::health::evaluate::FsyncSample;
+use crate::health::evaluate::{FsyncSample, LoopSample};
 use crate::health::window::Window;
 use crate::health::{Status, CHECKS};
 
@@ -213,6 +213,54 @@ impl Default for FsyncProbe {
     }
 }
 
+/// How late a periodic task runs on one runtime: its ticks' lateness over a window,
+/// and each stall (a tick later than `stall_ms`) in the stall histogram.
+pub struct LoopProbe {
+    start: Instant,
+    stall_ms: u64,
+    histogram: Histogram,
+    lags: Mutex<Window>,
+}
+
+impl LoopProbe {
+    /// A probe ticking every `interval_ms` and judged over `window_ms`.
+    pub fn new(histogram: Histogram, stall_ms: u64, interval_ms: u64, window_ms: u64) -> LoopProbe {
+        let capacity = (window_ms / interval_ms.max(1) + 1).min(4096) as usize;
+        LoopProbe { start: Instant::now(), stall_ms, histogram, lags: Mutex::new(Window::new(capacity)) }
+    }
+
+    pub fn record(&self, lag: Duration) {
+        if lag.as_millis() as u64 > self.stall_ms {
+            self.histogram.observe(lag.as_secs_f64());
+        }
+        let at = self.start.elapsed().as_millis() as u64;
+        self.lags.lock().unwrap_or_else(|e| e.into_inner()).push(at, lag.as_secs_f64() * 1000.0);
+    }
+
+    /// Worst lateness and stalls over the last `window_ms`.
+    pub fn sample(&self, window_ms: u64) -> LoopSample {
+        let now = self.start.elapsed().as_millis() as u64;
+        let lags = self.lags.lock().unwrap_or_else(|e| e.into_inner());
+        LoopSample {
+            worst_lag_ms: lags.max(now, window_ms).unwrap_or(0.0),
+            stalls: lags.count_over(now, window_ms, self.stall_ms as f64),
+        }
+    }
+
+    /// Ticks every `interval` on the runtime it is spawned on, recording how late each
+    /// tick ran, until the probe is dropped.
+    pub async fn run(probe: std::sync::Weak<LoopProbe>, interval: Duration) {
+        let mut due = Instant::now() + interval;
+        loop {
+            tokio::time::sleep_until(due.into()).await;
+            let lag = Instant::now().saturating_duration_since(due);
+            due = Instant::now() + interval;
+            let Some(p) = probe.upgrade() else { return };
+            p.record(lag);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +286,15 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn the_loop_probe_counts_stalls_in_its_window() {
+        let p = LoopProbe::new(latency_histogram(), 100, 250, 60_000);
+        for ms in [1, 3, 150, 2, 400] {
+            p.record(Duration::from_millis(ms));
+        }
+        assert_eq!(p.sample(60_000), LoopSample { worst_lag_ms: 400.0, stalls: 2 });
     }
 
     #[test]

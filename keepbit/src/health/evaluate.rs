@@ -1,7 +1,7 @@
 //! The checks as pure functions of [`Samples`] and the thresholds: the sampler gathers
 //! the numbers, these decide, and their tests are tables of data.
 
-use super::{Check, HealthConfig};
+use super::{Check, HealthConfig, Status};
 
 /// The event-loop probe over the window: its worst lateness and how many ticks stalled.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -53,7 +53,10 @@ pub struct PeerSample {
 /// primary has no replication lag, no fsync policy, an unknown disk).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Samples {
+    /// The client runtime's event-loop probe.
     pub event_loop: LoopSample,
+    /// The replication runtime's (cluster nodes).
+    pub replication_loop: Option<LoopSample>,
     /// (commit index, applied index)
     pub apply: Option<(u64, u64)>,
     pub replication: Option<ReplicationSample>,
@@ -65,7 +68,7 @@ pub struct Samples {
 
 /// Every check that applies, in [`super::CHECKS`] order.
 pub fn evaluate(s: &Samples, t: &HealthConfig) -> Vec<Check> {
-    let mut out = vec![event_loop(&s.event_loop, t)];
+    let mut out = vec![event_loop(&s.event_loop, s.replication_loop.as_ref(), t)];
     out.extend(s.apply.map(|(c, a)| apply_lag(c, a, t)));
     out.extend(s.replication.map(|r| replication_lag(&r, t)));
     out.extend(s.fsync.map(|f| fsync(&f, t)));
@@ -75,17 +78,27 @@ pub fn evaluate(s: &Samples, t: &HealthConfig) -> Vec<Check> {
     out
 }
 
-pub fn event_loop(s: &LoopSample, t: &HealthConfig) -> Check {
-    const N: &str = "event_loop";
-    let what =
-        format!("{} stalls over {} ms in {} s, worst {:.0} ms late", s.stalls, t.stall_ms, t.window_s, s.worst_lag_ms);
-    if s.stalls as u64 >= t.stalls_failing_count {
-        Check::failing(N, what)
-    } else if s.stalls > 0 {
-        Check::degraded(N, what)
-    } else {
-        Check::ok(N, what)
+/// Both runtimes' probes: the client runtime's, and on a cluster node the replication
+/// runtime's (heartbeats and elections run there); the worse one decides.
+pub fn event_loop(client: &LoopSample, replication: Option<&LoopSample>, t: &HealthConfig) -> Check {
+    let judge = |s: &LoopSample| match s.stalls as u64 {
+        n if n >= t.stalls_failing_count => Status::Failing,
+        0 => Status::Ok,
+        _ => Status::Degraded,
+    };
+    let describe = |who: &str, s: &LoopSample| {
+        format!(
+            "{who}: {} stalls over {} ms in {} s, worst {:.0} ms late",
+            s.stalls, t.stall_ms, t.window_s, s.worst_lag_ms
+        )
+    };
+    let mut reason = describe("clients", client);
+    let mut status = judge(client);
+    if let Some(r) = replication {
+        reason = format!("{reason}; replication: {}", describe("", r).trim_start_matches(": "));
+        status = status.max(judge(r));
     }
+    Check { name: "event_loop", status, reason }
 }
 
 pub fn apply_lag(commit: u64, applied: u64, t: &HealthConfig) -> Check {

@@ -18,7 +18,11 @@ fn event_loop_cases() {
         ("stalling again and again", LoopSample { worst_lag_ms: 150.0, stalls: 10 }, F),
     ];
     for (case, s, want) in cases {
-        assert_eq!(event_loop(&s, &t()).status, want, "{case}");
+        assert_eq!(event_loop(&s, None, &t()).status, want, "{case}");
+        let quiet = LoopSample::default();
+        let c = event_loop(&quiet, Some(&s), &t());
+        assert_eq!(c.status, want, "{case}, on the replication runtime: {}", c.reason);
+        assert!(c.reason.contains("replication: "), "{}", c.reason);
     }
 }
 

@@ -29,7 +29,7 @@ use crate::config::{ClusterConfig, Config};
 use crate::error::{ExecError, OutcomeUnknown};
 use crate::health::phi::PeerArrivals;
 use crate::machine::{Machine, Written};
-use crate::metrics::{FsyncProbe, Metrics};
+use crate::metrics::{FsyncProbe, LoopProbe, Metrics};
 use crate::store::Op;
 use crate::tls::PeerTls;
 
@@ -58,6 +58,8 @@ pub struct Cluster {
     pub leader_commit: Arc<AtomicU64>,
     /// Log fsync latencies and write errors (the fsync health check).
     pub fsync_probe: Option<Arc<FsyncProbe>>,
+    /// How late a periodic task runs on the replication runtime (heartbeats run there).
+    pub loop_probe: Arc<LoopProbe>,
 }
 
 /// How long a membership change forwarded to the primary may take.
@@ -131,11 +133,20 @@ impl Cluster {
             primary: watch::Sender::new(false),
             leader_contact: LeaderContact::default(),
             vote_gate: Arc::new(VoteGate::starting(Duration::from_millis(cc.election_timeout_max_ms))),
-            metrics,
             arrivals,
             leader_commit: Arc::new(AtomicU64::new(0)),
             fsync_probe: probe,
+            loop_probe: Arc::new(LoopProbe::new(
+                metrics.stall_seconds.clone(),
+                config.health.stall_ms,
+                config.health.interval_ms,
+                config.health.window_s * 1000,
+            )),
+            metrics,
         });
+        // Spawned from here, the probe ticks on the runtime replication runs on.
+        let interval = Duration::from_millis(config.health.interval_ms);
+        tokio::spawn(LoopProbe::run(Arc::downgrade(&cluster.loop_probe), interval));
         tokio::spawn(peer::serve_with_tls(
             listener,
             ContactRecorder {

@@ -1,5 +1,5 @@
 //! The health sampler: on a fixed cadence (`health.interval_ms`) it gathers this node's
-//! samples (event-loop lateness, log positions, fsync latency, disk, memory, peer phi),
+//! samples (event-loop lateness of both runtimes, log positions, fsync latency, disk, memory, peer phi),
 //! runs the pure evaluators of [`crate::health`], keeps the report the admin endpoints,
 //! `INFO keepbit` and `KEEPBIT HEALTH` show, and refreshes the gauges of `/metrics`.
 //! Its cost is bounded: a few syscalls and a sort of at most 4096 fsync latencies a tick.
@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::health::evaluate::{DiskSample, LoopSample, MemorySample, PeerSample, ReplicationSample};
-use crate::health::window::Window;
+use crate::health::evaluate::{DiskSample, MemorySample, PeerSample, ReplicationSample};
 use crate::health::{evaluate, json_escape, overall, Check, HealthConfig, Samples, Status};
+use crate::metrics::LoopProbe;
 use crate::raft::cluster::Cluster;
 use crate::raft::role::RoleView;
 use crate::server::Server;
@@ -67,8 +67,8 @@ pub fn role_name(srv: &Server) -> &'static str {
 /// What the sampler remembers between ticks.
 struct Sampler {
     cfg: HealthConfig,
-    start: Instant,
-    lags: Window,
+    /// The client runtime's event-loop probe (ticking in its own task).
+    loop_probe: Arc<LoopProbe>,
     /// When this standby was last caught up with the primary's commit.
     caught_up_at: Instant,
     /// On the primary: when each peer last matched the primary's last log index.
@@ -94,24 +94,6 @@ fn disk_sample(dir: &std::path::Path) -> Option<DiskSample> {
 impl Sampler {
     fn window_ms(&self) -> u64 {
         self.cfg.window_s * 1000
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
-    }
-
-    fn loop_sample(&mut self, lag: Duration, srv: &Server) -> LoopSample {
-        let lag_ms = lag.as_secs_f64() * 1000.0;
-        if lag_ms > self.cfg.stall_ms as f64 {
-            srv.metrics.stall_seconds.observe(lag.as_secs_f64());
-        }
-        let now = self.now_ms();
-        self.lags.push(now, lag_ms);
-        let w = self.window_ms();
-        LoopSample {
-            worst_lag_ms: self.lags.max(now, w).unwrap_or(0.0),
-            stalls: self.lags.count_over(now, w, self.cfg.stall_ms as f64),
-        }
     }
 
     fn replication(&mut self, c: &Cluster, v: &RoleView) -> Option<ReplicationSample> {
@@ -166,10 +148,10 @@ impl Sampler {
         }
     }
 
-    fn samples(&mut self, srv: &Server, lag: Duration) -> Samples {
+    fn samples(&mut self, srv: &Server) -> Samples {
         let memory = srv.node.memory.max();
         let mut s = Samples {
-            event_loop: self.loop_sample(lag, srv),
+            event_loop: self.loop_probe.sample(self.window_ms()),
             memory: MemorySample {
                 used_bytes: srv.node.memory.used(),
                 limit_bytes: if memory > 0 { memory } else { self.host_memory_bytes },
@@ -182,6 +164,7 @@ impl Sampler {
             let v = c.role();
             s.apply = Some((v.committed, v.last_applied));
             s.replication = self.replication(c, &v);
+            s.replication_loop = Some(c.loop_probe.sample(self.window_ms()));
             s.fsync = c.fsync_probe.as_ref().map(|p| p.sample(self.window_ms()));
             s.peers = Some(self.peers(c, &v));
             let m = &srv.metrics;
@@ -199,11 +182,16 @@ pub fn spawn_sampler(server: &Arc<Server>) {
     let config = server.config();
     let cfg = config.health;
     let interval = Duration::from_millis(cfg.interval_ms);
-    let capacity = (cfg.window_s * 1000 / cfg.interval_ms + 1).min(4096) as usize;
+    let loop_probe = Arc::new(LoopProbe::new(
+        server.metrics.stall_seconds.clone(),
+        cfg.stall_ms,
+        cfg.interval_ms,
+        cfg.window_s * 1000,
+    ));
+    tokio::spawn(LoopProbe::run(Arc::downgrade(&loop_probe), interval));
     let mut sampler = Sampler {
         cfg,
-        start: Instant::now(),
-        lags: Window::new(capacity),
+        loop_probe,
         caught_up_at: Instant::now(),
         peer_caught_up: BTreeMap::new(),
         watched: BTreeSet::new(),
@@ -212,13 +200,12 @@ pub fn spawn_sampler(server: &Arc<Server>) {
     };
     let weak = Arc::downgrade(server);
     tokio::spawn(async move {
-        let mut due = Instant::now() + interval;
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::time::sleep_until(due.into()).await;
-            let lag = Instant::now().saturating_duration_since(due);
-            due = Instant::now() + interval;
+            tick.tick().await;
             let Some(srv) = weak.upgrade() else { return };
-            let samples = sampler.samples(&srv, lag);
+            let samples = sampler.samples(&srv);
             let checks = evaluate(&samples, &sampler.cfg);
             for c in &checks {
                 srv.metrics.set_health(c.name, c.status);
