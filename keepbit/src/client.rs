@@ -5,11 +5,17 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use keepbit_resp::{decode_frame, Frame, Limits, Proto};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::tls::ClientTls;
+
+/// A plain or TLS connection.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
 pub struct Client {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     buf: BytesMut,
     timeout: Duration,
 }
@@ -20,8 +26,25 @@ fn timed_out() -> std::io::Error {
 
 impl Client {
     pub async fn connect(addr: &str, timeout: Duration) -> std::io::Result<Client> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr)).await.map_err(|_| timed_out())??;
-        stream.set_nodelay(true)?;
+        Client::connect_with(addr, timeout, None).await
+    }
+
+    /// Connects to `addr` (`host:port`), over TLS when `tls` is given; connecting and the
+    /// TLS handshake together must finish within `timeout`.
+    pub async fn connect_with(addr: &str, timeout: Duration, tls: Option<&ClientTls>) -> std::io::Result<Client> {
+        let stream: Box<dyn Io> = tokio::time::timeout(timeout, async {
+            let tcp = TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            Ok::<Box<dyn Io>, std::io::Error>(match tls {
+                None => Box::new(tcp),
+                Some(tls) => {
+                    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+                    Box::new(tls.connect(host, tcp).await?)
+                }
+            })
+        })
+        .await
+        .map_err(|_| timed_out())??;
         Ok(Client { stream, buf: BytesMut::with_capacity(4096), timeout })
     }
 

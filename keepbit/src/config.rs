@@ -111,6 +111,20 @@ pub struct PeerConfig {
     pub client_addr: String,
 }
 
+/// Largest `max_entry_bytes` (Redis's own bulk limit, 512 MiB).
+pub const ENTRY_BYTES_MAX: usize = 512 << 20;
+/// Entry bytes one AppendEntries carries before the rest waits for the next one (at least
+/// one entry is always sent).
+pub const APPEND_BATCH_BYTES: usize = 8 << 20;
+/// What a peer frame holds besides entry or snapshot bytes: headers, log ids, membership.
+pub const PEER_FRAME_OVERHEAD_BYTES: usize = 1 << 20;
+
+/// The peer frame limit: the largest of one entry, one AppendEntries batch and one
+/// snapshot chunk, plus overhead. Snapshots are chunked, so the dataset does not count.
+pub fn peer_frame_len_bytes(max_entry_bytes: usize, snapshot_chunk_bytes: usize) -> usize {
+    max_entry_bytes.max(snapshot_chunk_bytes).max(APPEND_BATCH_BYTES) + PEER_FRAME_OVERHEAD_BYTES
+}
+
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
@@ -132,12 +146,21 @@ pub struct ClusterConfig {
     pub heartbeat_ms: u64,
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
-    /// Take a snapshot after this many applied entries.
+    /// Take a snapshot after this many applied entries (scaled per node, see
+    /// `raft::compaction`).
     pub snapshot_entries: u64,
+    /// ... or after this many bytes of applied entries, whichever comes first.
+    pub snapshot_bytes: u64,
     /// Entries kept behind the last snapshot (so briefly lagging peers need no snapshot).
     pub log_keep_entries: u64,
-    /// Largest peer frame (snapshots travel in one frame).
-    pub peer_frame_len_max_bytes: usize,
+    /// ... but no more than this many bytes of them.
+    pub log_keep_bytes: u64,
+    /// Snapshots travel to peers in chunks of this many bytes.
+    pub snapshot_chunk_bytes: usize,
+    /// Overrides the largest peer frame, which is otherwise derived from
+    /// `max_entry_bytes` and `snapshot_chunk_bytes` ([`peer_frame_len_bytes`]); it may
+    /// only be raised above that.
+    pub peer_frame_len_max_bytes: Option<usize>,
     /// Largest replicated log entry (one write or MULTI block, encoded); larger writes are
     /// refused before they are proposed, so no entry can outgrow a peer frame or stall
     /// replication.
@@ -174,8 +197,11 @@ impl Default for ClusterConfig {
             election_timeout_min_ms: 60,
             election_timeout_max_ms: 120,
             snapshot_entries: 10_000,
+            snapshot_bytes: 64 << 20,
             log_keep_entries: 5_000,
-            peer_frame_len_max_bytes: 512 * 1024 * 1024,
+            log_keep_bytes: 64 << 20,
+            snapshot_chunk_bytes: 4 << 20,
+            peer_frame_len_max_bytes: None,
             add_node_timeout_ms: 20_000,
             max_entry_bytes: 64 * 1024 * 1024,
             tls: false,
@@ -224,10 +250,22 @@ impl ClusterConfig {
         if self.election_timeout_max_ms <= self.election_timeout_min_ms {
             return invalid("cluster.election_timeout_max_ms", "must be greater than election_timeout_min_ms".into());
         }
-        if self.max_entry_bytes < 1024 * 1024 || self.max_entry_bytes > self.peer_frame_len_max_bytes / 2 {
+        if !(1 << 20..=ENTRY_BYTES_MAX).contains(&self.max_entry_bytes) {
+            return invalid("cluster.max_entry_bytes", format!("must be between 1 MiB and {ENTRY_BYTES_MAX}"));
+        }
+        if !(64 << 10..=64 << 20).contains(&self.snapshot_chunk_bytes) {
+            return invalid("cluster.snapshot_chunk_bytes", "must be between 64 KiB and 64 MiB".into());
+        }
+        let derived = peer_frame_len_bytes(self.max_entry_bytes, self.snapshot_chunk_bytes);
+        if let Some(set) = self.peer_frame_len_max_bytes.filter(|&set| set < derived || set > u32::MAX as usize) {
             return invalid(
-                "cluster.max_entry_bytes",
-                "must be between 1 MiB and half of peer_frame_len_max_bytes".into(),
+                "cluster.peer_frame_len_max_bytes",
+                format!(
+                    "{set} is outside {derived}..={}: a frame must hold the largest entry or \
+                    snapshot chunk plus 1 MiB (max(max_entry_bytes, snapshot_chunk_bytes, 8 MiB) + 1 MiB); \
+                    leave it unset to use that",
+                    u32::MAX
+                ),
             );
         }
         if !(100..=25_000).contains(&self.add_node_timeout_ms) {
@@ -236,7 +274,17 @@ impl ClusterConfig {
         if self.snapshot_entries == 0 {
             return invalid("cluster.snapshot_entries", "must be at least 1".into());
         }
+        if self.snapshot_bytes < 1 << 20 {
+            return invalid("cluster.snapshot_bytes", "must be at least 1 MiB".into());
+        }
         Ok(())
+    }
+
+    /// The largest peer frame this node sends or accepts: the override if set, else
+    /// [`peer_frame_len_bytes`].
+    pub fn peer_frame_len_bytes(&self) -> usize {
+        let derived = peer_frame_len_bytes(self.max_entry_bytes, self.snapshot_chunk_bytes);
+        self.peer_frame_len_max_bytes.unwrap_or(derived).max(derived)
     }
 }
 
@@ -442,6 +490,27 @@ mod tests {
         let bad: Config = toml::from_str("[health]\nmemory_degraded_percent = 120").expect("parses");
         assert!(bad.validate().is_err_and(|e| e.to_string().contains("memory_failing_percent")));
         assert!(toml::from_str::<Config>("[health]\nphi = 1").is_err());
+    }
+
+    /// The peer frame limit follows `max_entry_bytes` (and the snapshot chunk), not the
+    /// dataset; `peer_frame_len_max_bytes` can still raise it, and one too small to hold
+    /// an entry is refused saying what it must be.
+    #[test]
+    fn the_peer_frame_limit_is_derived_from_the_entry_limit() {
+        let base = "[cluster]\nnode_id = 1\nsecret = \"s\"\n\
+            peers = [{ id = 1, addr = \"127.0.0.1:7001\", client_addr = \"127.0.0.1:6379\" }]\n";
+        let parse = |extra: &str| -> Config { toml::from_str(&format!("{base}{extra}")).expect("parses") };
+        let c = parse("max_entry_bytes = 8388608");
+        c.validate().expect("valid");
+        assert_eq!(c.cluster.as_ref().expect("cluster").peer_frame_len_bytes(), 9 << 20);
+        assert_eq!(parse("").cluster.expect("cluster").peer_frame_len_bytes(), 65 << 20);
+        let raised = parse("peer_frame_len_max_bytes = 536870912");
+        raised.validate().expect("an old config that raised the limit still starts");
+        assert_eq!(raised.cluster.expect("cluster").peer_frame_len_bytes(), 512 << 20);
+        let err = parse("peer_frame_len_max_bytes = 4194304").validate().expect_err("too small").to_string();
+        assert!(err.contains("peer_frame_len_max_bytes") && err.contains(&(65 << 20).to_string()), "{err}");
+        assert!(parse("snapshot_chunk_bytes = 100").validate().is_err());
+        assert!(parse("max_entry_bytes = 1073741824").validate().is_err());
     }
 
     /// Each TLS switch names the files it needs, and a half-set pair is refused.

@@ -54,6 +54,8 @@ enum CliCommand {
         /// Read the admin password from this file (`keepbit up` writes one).
         #[arg(long, global = true, conflicts_with = "admin_password")]
         admin_password_file: Option<PathBuf>,
+        #[command(flatten)]
+        tls: ClientTlsArgs,
         #[command(subcommand)]
         action: ClusterAction,
     },
@@ -106,6 +108,31 @@ struct DrillArgs {
     /// Extra arguments for the drill's nodes (testing the drill itself).
     #[arg(long, hide = true, allow_hyphen_values = true)]
     server_arg: Vec<String>,
+}
+
+/// How the CLI reaches a node whose client port speaks TLS (as redis-cli's flags).
+#[derive(Args)]
+struct ClientTlsArgs {
+    /// Speak TLS to the node.
+    #[arg(long, global = true, requires = "cacert")]
+    tls: bool,
+    /// CA certificate (PEM) the node's certificate must chain to.
+    #[arg(long, global = true, requires = "tls")]
+    cacert: Option<PathBuf>,
+    /// Client certificate (PEM), for a node with `tls_auth_clients`.
+    #[arg(long, global = true, requires_all = ["tls", "key"])]
+    cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true, requires = "cert")]
+    key: Option<PathBuf>,
+}
+
+impl ClientTlsArgs {
+    fn load(&self) -> anyhow::Result<Option<keepbit::tls::ClientTls>> {
+        let Some(ca) = self.cacert.as_deref().filter(|_| self.tls) else { return Ok(None) };
+        let identity = self.cert.as_deref().zip(self.key.as_deref());
+        Ok(Some(keepbit::tls::ClientTls::load(ca, identity)?))
+    }
 }
 
 #[derive(Subcommand)]
@@ -320,7 +347,12 @@ fn admin_password(flag: Option<String>, file: Option<PathBuf>) -> anyhow::Result
     Ok(flag.or_else(|| std::env::var("KEEPBIT_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty())))
 }
 
-async fn cluster(node: String, password: Option<String>, action: ClusterAction) -> anyhow::Result<()> {
+async fn cluster(
+    node: String,
+    password: Option<String>,
+    tls: Option<keepbit::tls::ClientTls>,
+    action: ClusterAction,
+) -> anyhow::Result<()> {
     let args: Vec<String> = match action {
         ClusterAction::Status => vec!["KEEPBIT".into(), "CLUSTER".into(), "STATUS".into()],
         ClusterAction::Add { id, addr, client_addr } => {
@@ -329,8 +361,9 @@ async fn cluster(node: String, password: Option<String>, action: ClusterAction) 
         ClusterAction::Remove { id } => vec!["KEEPBIT".into(), "CLUSTER".into(), "REMOVE".into(), id.to_string()],
     };
     let timeout = std::time::Duration::from_secs(60);
-    let mut client =
-        keepbit::client::Client::connect(&node, timeout).await.with_context(|| format!("cannot reach {node}"))?;
+    let mut client = keepbit::client::Client::connect_with(&node, timeout, tls.as_ref())
+        .await
+        .with_context(|| format!("cannot reach {node}"))?;
     if let Some(password) = password {
         if let keepbit_resp::Frame::Error(e) = client.call(&["AUTH", "admin", &password]).await? {
             anyhow::bail!("{node} refused the admin password: {}", String::from_utf8_lossy(&e));
@@ -365,9 +398,9 @@ fn main() -> anyhow::Result<()> {
             };
             rt.block_on(keepbit::up::run(options))
         }
-        CliCommand::Cluster { node, admin_password: flag, admin_password_file, action } => {
+        CliCommand::Cluster { node, admin_password: flag, admin_password_file, tls, action } => {
             let password = admin_password(flag, admin_password_file)?;
-            rt.block_on(cluster(node, password, action))
+            rt.block_on(cluster(node, password, tls.load()?, action))
         }
         CliCommand::Drill(d) => {
             if !(d.duration.is_finite() && d.duration > 0.0 && d.duration < 3600.0) {

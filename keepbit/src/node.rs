@@ -17,6 +17,9 @@ use crate::memory::MemoryLimit;
 use crate::raft::types::LogPosition;
 use crate::reply::Reply;
 
+/// Keys KEYS walks per hold of the node lock (about a millisecond).
+const KEYS_STEP: usize = 10_000;
+
 /// The replicated state as this node holds it, with its position in the log.
 pub type State = Machine<LogPosition>;
 
@@ -65,7 +68,27 @@ impl Node {
                 return e.to_reply();
             }
         }
+        if command.spec.name == "keys" {
+            return self.keys(db, &command.args[1]).await;
+        }
         self.machine.read(db, f, &command.args, self.clock.now_ms())
+    }
+
+    /// KEYS in steps of [`KEYS_STEP`] keys per hold of the node lock, yielding between, so
+    /// a large keyspace never stalls writes, replication or other clients for its whole
+    /// walk. Keys present for the whole walk are each returned once (SCAN's guarantee;
+    /// Redis's KEYS is one atomic pass). Inside MULTI, KEYS stays one atomic pass.
+    async fn keys(&self, db: usize, pattern: &Bytes) -> Reply {
+        let (mut cursor, mut keys) = (0, Vec::new());
+        loop {
+            let (next, page) = self.machine.keys_page(db, cursor, pattern, KEYS_STEP, self.clock.now_ms());
+            keys.extend(page.into_iter().map(Reply::Bulk));
+            if next == 0 {
+                return Reply::Array(keys);
+            }
+            cursor = next;
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Runs a write command.

@@ -204,6 +204,42 @@ impl Material {
     }
 }
 
+/// What Keepbit's own tools (`keepbit cluster …`) need to reach a TLS client port, as
+/// redis-cli's `--tls --cacert FILE [--cert FILE --key FILE]`: the server's certificate must
+/// chain to the CA and name the host dialed.
+#[derive(Clone)]
+pub struct ClientTls {
+    connector: TlsConnector,
+}
+
+impl ClientTls {
+    /// Loads the CA and, for a port with `tls_auth_clients`, the client's certificate and key.
+    pub fn load(ca: &Path, identity: Option<(&Path, &Path)>) -> Result<ClientTls, TlsError> {
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(setup)?
+            .with_root_certificates(read_roots(ca)?);
+        let config = match identity {
+            Some((cert, key)) => {
+                builder.with_client_auth_cert(read_certs("tls_cert", cert)?, read_key(key)?).map_err(setup)?
+            }
+            None => builder.with_no_client_auth(),
+        };
+        Ok(ClientTls { connector: TlsConnector::from(Arc::new(config)) })
+    }
+
+    /// Opens TLS on `io`, a connection to `host` (a DNS name or an IP address).
+    pub async fn connect<IO>(&self, host: &str, io: IO) -> std::io::Result<tokio_rustls::client::TlsStream<IO>>
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host}: {e}")))?;
+        self.connector.connect(name, io).await
+    }
+}
+
 /// Checks a peer's certificate chain against the cluster CA like any TLS client, but
 /// accepts it whatever names it carries (see the module docs). webpki checks the chain
 /// before the name, so a name error means the chain was good.

@@ -596,27 +596,41 @@ fn a_wiped_node_rejoins_by_catching_up_never_by_forming() {
     assert!(!c.log_since_start(victim).contains("formed cluster"), "the wiped node formed a cluster again");
 }
 
-/// A follower that was down while 48 MiB of 1–4 MiB values were written (and the log
-/// compacted past it) catches up from a snapshot and the log, and serves every value:
-/// large entries go in byte-bounded batches with time to move their bytes.
+/// A follower that was down while 57 MiB of 1–8 MiB values were written (and the log
+/// compacted past it) catches up from a snapshot and the log, and serves every value. The
+/// peer frame limit here is 10 MiB (`max_entry_bytes` 9 MiB + 1 MiB), so the snapshot, far
+/// larger than a frame, can only arrive in chunks; large entries go in byte-bounded
+/// batches with time to move their bytes.
 #[test]
 fn a_far_behind_follower_catches_up_with_large_values() {
+    const FRAME_BYTES: usize = 10 << 20;
     let mut c = TestCluster::start(ClusterOptions {
-        extra: "snapshot_entries = 8\nlog_keep_entries = 2",
+        extra: "snapshot_entries = 8\nlog_keep_entries = 2\nmax_entry_bytes = 9437184",
         ..ClusterOptions::default()
     });
     let p = c.wait_settled(ELECTION);
     let lagging = c.ids().into_iter().find(|&id| id != p).expect("a standby");
     c.kill(lagging);
     let mut con = c.conn(p).expect("connect");
-    let sizes: Vec<usize> = (0..24).map(|i| (1 + i % 4) << 20).collect();
+    let sizes: Vec<usize> = (0..14).map(|i| (1 + i % 8) << 20).collect();
+    assert!(sizes.iter().sum::<usize>() >= 48 << 20);
     for (i, &size) in sizes.iter().enumerate() {
         let value = vec![b'a' + (i % 26) as u8; size];
         redis::cmd("SET").arg(format!("large:{i}")).arg(value).query::<()>(&mut con).expect("SET");
     }
+    let had = c.info_field(p, "keepbit_commit_index").unwrap_or(0).saturating_sub(sizes.len() as u64);
+    support::wait_for("the primary to purge past the follower's log", CATCH_UP, || {
+        c.info_field(p, "keepbit_purged_index").is_some_and(|purged| purged > had + 1)
+    });
     c.start_node(lagging);
     let p = c.wait_primary(ELECTION);
     c.wait_applied(lagging, c.applied(p).expect("primary answers"), CATCH_UP);
+    let log = c.log_since_start(lagging);
+    let installed: Vec<usize> = log
+        .lines()
+        .filter_map(|l| l.split("installed snapshot up to log index ").nth(1)?.split(['(', ' ']).nth(2)?.parse().ok())
+        .collect();
+    assert!(installed.iter().any(|&b| b > FRAME_BYTES), "no snapshot over one frame installed: {installed:?}\n{log}");
     let mut ro = c.readonly_conn(lagging).expect("connect");
     for (i, &size) in sizes.iter().enumerate() {
         let value: Vec<u8> = redis::cmd("GET").arg(format!("large:{i}")).query(&mut ro).expect("GET");
@@ -710,4 +724,32 @@ fn blocking_writes_on_a_standby_are_refused_at_once() {
         let r = reply_line(&mut s).expect("an answer");
         assert!(r.starts_with("-READONLY"), "{cmd:?} on a standby: {r}");
     }
+}
+
+/// The index of the first snapshot a node's log says it built.
+fn first_built_snapshot(log: &str) -> Option<u64> {
+    log.lines().find_map(|l| l.split("built snapshot up to log index ").nth(1)?.split(' ').next()?.parse().ok())
+}
+
+/// Nodes build snapshots at different log indexes: each scales `snapshot_entries` by
+/// 1 + (id % 5) / 10 (110, 120, 130 entries for nodes 1–3 here), so their snapshot memory
+/// spikes do not coincide. Regression: with openraft's count policy every node built at
+/// the same index.
+#[test]
+fn nodes_build_snapshots_at_staggered_indexes() {
+    let c = TestCluster::start(ClusterOptions { extra: "snapshot_entries = 100", ..ClusterOptions::default() });
+    let p = c.wait_settled(ELECTION);
+    let mut con = c.conn(p).expect("connect");
+    for i in 0..160 {
+        redis::cmd("SET").arg(format!("stagger:{i}")).arg(i).query::<()>(&mut con).expect("SET");
+    }
+    let mut built = std::collections::BTreeSet::new();
+    for id in c.ids() {
+        wait_for(&format!("node {id} to build a snapshot"), CATCH_UP, || first_built_snapshot(&c.log(id)).is_some());
+        let index = first_built_snapshot(&c.log(id)).expect("built");
+        let threshold = 100 * (10 + id % 5) / 10;
+        assert!(index >= threshold, "node {id} built a snapshot at {index}, before its threshold {threshold}");
+        built.insert(index);
+    }
+    assert_eq!(built.len(), c.ids().len(), "two nodes built their first snapshot at the same index: {built:?}");
 }

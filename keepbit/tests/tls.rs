@@ -68,9 +68,27 @@ impl Certs {
 
     /// A standalone node whose client port speaks TLS.
     fn server(&self) -> TestServer {
+        self.server_with("")
+    }
+
+    /// A standalone TLS node with `extra` config lines.
+    fn server_with(&self, extra: &str) -> TestServer {
         let config = self.dir.join("keepbit.toml");
-        std::fs::write(&config, format!("tls = true\n{}", self.config_lines())).expect("write config");
+        std::fs::write(&config, format!("tls = true\n{}{extra}", self.config_lines())).expect("write config");
         TestServer::start_with(&["--config", config.to_str().expect("utf-8 path")])
+    }
+
+    /// redis-cli over TLS to `port` with these files (and this certificate as the client's
+    /// when `as_client`); (success, output).
+    fn redis_cli(&self, port: u16, as_client: bool, args: &[&str]) -> (bool, String) {
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["--tls", "--cacert"]).arg(self.ca());
+        if as_client {
+            cmd.arg("--cert").arg(self.dir.join("cert.pem")).arg("--key").arg(self.dir.join("key.pem"));
+        }
+        cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()]).args(args);
+        let (ok, out) = run(&mut cmd, TOOL_DEADLINE);
+        (ok, out.trim().to_string())
     }
 }
 
@@ -98,31 +116,48 @@ fn run(cmd: &mut Command, deadline: Duration) -> (bool, String) {
     (out.status.success(), format!("{}{}", text(&out.stdout), text(&out.stderr)))
 }
 
+/// A TLS session to a client port (the server checked against `ca`), kept open.
+struct TlsSession {
+    conn: rustls::ClientConnection,
+    sock: TcpStream,
+}
+
+impl TlsSession {
+    fn open(port: u16, ca: &Path) -> TlsSession {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca).expect("ca file") {
+            roots.add(cert.expect("ca pem")).expect("ca cert");
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = ServerName::try_from("localhost").expect("name");
+        let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+        let sock = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        sock.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        TlsSession { conn, sock }
+    }
+
+    /// Sends one inline command and returns the first reply line.
+    fn call(&mut self, command: &str) -> String {
+        let mut tls = rustls::Stream::new(&mut self.conn, &mut self.sock);
+        tls.write_all(format!("{command}\r\n").as_bytes()).expect("write");
+        let mut reply = Vec::new();
+        let mut byte = [0u8; 1];
+        while !reply.ends_with(b"\r\n") {
+            tls.read_exact(&mut byte).expect("read reply");
+            reply.push(byte[0]);
+        }
+        String::from_utf8_lossy(&reply).trim_end().to_string()
+    }
+}
+
 /// Sends one inline command over TLS (checking the server against `ca`) and returns the
 /// first reply line.
 fn tls_call(port: u16, ca: &Path, command: &str) -> String {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).expect("ca file") {
-        roots.add(cert.expect("ca pem")).expect("ca cert");
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = ServerName::try_from("localhost").expect("name");
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
-    let mut sock = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    sock.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
-    tls.write_all(format!("{command}\r\n").as_bytes()).expect("write");
-    let mut reply = Vec::new();
-    let mut byte = [0u8; 1];
-    while !reply.ends_with(b"\r\n") {
-        tls.read_exact(&mut byte).expect("read reply");
-        reply.push(byte[0]);
-    }
-    String::from_utf8_lossy(&reply).trim_end().to_string()
+    TlsSession::open(port, ca).call(command)
 }
 
 /// redis-cli --tls --cacert reaches a TLS client port: PING, SET and GET.
@@ -134,17 +169,74 @@ fn redis_cli_talks_to_a_tls_client_port() {
     let certs = Certs::issue("cli", &ca());
     let server = certs.server();
     let cli = |args: &[&str]| {
-        let port = server.port.to_string();
-        let ca = certs.ca();
-        let mut cmd = Command::new("redis-cli");
-        cmd.args(["--tls", "--cacert"]).arg(ca).args(["-h", "127.0.0.1", "-p", &port]).args(args);
-        let (ok, out) = run(&mut cmd, TOOL_DEADLINE);
+        let (ok, out) = certs.redis_cli(server.port, false, args);
         assert!(ok, "redis-cli {args:?} failed: {out}");
-        out.trim().to_string()
+        out
     };
     assert_eq!(cli(&["PING"]), "PONG");
     assert_eq!(cli(&["SET", "k", "over tls"]), "OK");
     assert_eq!(cli(&["GET", "k"]), "over tls");
+}
+
+/// With `tls_auth_clients`, redis-cli without a client certificate is refused at the TLS
+/// step, and with one signed by `tls_ca` it is served.
+#[test]
+fn tls_auth_clients_refuses_a_client_without_a_certificate() {
+    if !support::tool_works("sh", &["-c", "redis-cli --help 2>&1 | grep -q -- --cacert"], "redis-cli with TLS") {
+        return;
+    }
+    let certs = Certs::issue("auth", &ca());
+    let mut server = certs.server_with("tls_auth_clients = true\n");
+    let (ok, out) = certs.redis_cli(server.port, false, &["SET", "k", "no cert"]);
+    assert!(!out.contains("OK"), "served a client without a certificate: ok={ok} {out}");
+    let (ok, out) = certs.redis_cli(server.port, true, &["SET", "k", "with cert"]);
+    assert!(ok && out == "OK", "refused a client with a certificate: {out}");
+    let (_, out) = certs.redis_cli(server.port, true, &["GET", "k"]);
+    assert_eq!(out, "with cert");
+    assert!(server.alive(), "node died");
+}
+
+/// A client of a TLS port turned away at `maxclients` is told why over TLS (plain text
+/// there would be garbage to its TLS layer), and the client already in is still served.
+#[test]
+fn a_tls_client_over_maxclients_is_told_why_over_tls() {
+    let certs = Certs::issue("full", &ca());
+    let mut server = certs.server_with("maxclients = 1\n");
+    // The start-up check's own connection may take a moment to leave.
+    let mut held = None;
+    support::wait_for("one TLS client to be served", Duration::from_secs(10), || {
+        let mut s = TlsSession::open(server.port, &certs.ca());
+        let ok = s.call("PING") == "+PONG";
+        held = Some(s);
+        ok
+    });
+    let mut held = held.expect("a served session");
+    assert_eq!(tls_call(server.port, &certs.ca(), "PING"), "-ERR max number of clients reached");
+    assert_eq!(held.call("PING"), "+PONG");
+    assert!(server.alive(), "node died");
+}
+
+/// `keepbit cluster --tls --cacert` (and `--cert/--key` where client certificates are
+/// required) reaches a TLS client port; without `--tls` it gets no answer.
+#[test]
+fn keepbit_cluster_speaks_tls_to_a_tls_client_port() {
+    let certs = Certs::issue("tool", &ca());
+    let server = certs.server_with("tls_auth_clients = true\n");
+    let node = format!("127.0.0.1:{}", server.port);
+    let file = |f: &str| certs.dir.join(f).display().to_string();
+    let keepbit = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keepbit"));
+        cmd.args(["cluster", "--node", &node]).args(args).arg("status");
+        run(&mut cmd, TOOL_DEADLINE)
+    };
+    let (ok, out) =
+        keepbit(&["--tls", "--cacert", &file("ca.pem"), "--cert", &file("cert.pem"), "--key", &file("key.pem")]);
+    // A standalone node answers, over TLS, that it is not in a cluster.
+    assert!(!ok && out.contains("cluster") && !out.contains("cannot reach") && !out.contains("no answer"), "{out}");
+    let (ok, out) = keepbit(&[]);
+    assert!(!ok && (out.contains("cannot reach") || out.contains("no answer")), "answered plain text: {out}");
+    let (ok, out) = keepbit(&["--tls", "--cacert", &file("ca.pem")]);
+    assert!(!ok && (out.contains("cannot reach") || out.contains("no answer")), "served without a certificate: {out}");
 }
 
 /// redis-py with ssl=True and the CA file writes and reads back over TLS.

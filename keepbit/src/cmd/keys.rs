@@ -262,7 +262,7 @@ pub fn keys(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
 
 pub fn scan(ctx: &mut ReadCtx, a: &[Bytes]) -> CmdResult {
     let o = scan::parse(&a[1], &a[2..], true, false)?;
-    let (next, page) = scan::page(|| ctx.db().iter(ctx.now_ms), &o);
+    let (next, page) = scan::ordered_page(ctx.db().scan_from(o.cursor, ctx.now_ms), &o);
     let items = page
         .into_iter()
         .filter(|(_, v)| o.type_name.as_deref().is_none_or(|t| v.type_name() == t))
@@ -278,8 +278,7 @@ pub fn randomkey(ctx: &mut ReadCtx, _a: &[Bytes]) -> CmdResult {
     }
     // Sample a few stored keys; if they are all expired, fall back to a full pass.
     for _ in 0..16 {
-        let n = ctx.rng.gen_range(0..db.len());
-        if let Some(k) = db.nth_key(n).filter(|k| db.contains(k, ctx.now_ms)) {
+        if let Some(k) = db.key_near(ctx.rng.gen()).filter(|k| db.contains(k, ctx.now_ms)) {
             return Ok(Reply::Bulk(k.clone()));
         }
     }

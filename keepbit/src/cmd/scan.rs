@@ -3,10 +3,11 @@
 //! A cursor is a position in the order of a fixed-key hash of each element, so it does
 //! not depend on how a node's tables happen to be laid out: it stays valid across
 //! rehashes and on another node after a failover. Elements present for the whole
-//! iteration are returned exactly once. A page costs a pass over the collection.
+//! iteration are returned exactly once. A keyspace page is a range read of the
+//! position-ordered keyspace ([`ordered_page`]); a page of a hash, set or sorted set costs
+//! two passes over the collection ([`page`]).
 
 use std::collections::BinaryHeap;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use bytes::Bytes;
 
@@ -14,6 +15,7 @@ use super::args::{is, parse_count};
 use crate::error::CmdError;
 use crate::glob;
 use crate::reply::Reply;
+use crate::store::ordered::position;
 
 pub struct ScanOpts {
     pub cursor: u64,
@@ -56,8 +58,27 @@ pub fn parse(cursor: &[u8], opts: &[Bytes], allow_type: bool, allow_novalues: bo
     Ok(o)
 }
 
-fn position(key: &[u8]) -> u64 {
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
+/// One page of a source already in scan order from the cursor (the keyspace): the first
+/// `count` elements and any that share the last one's position, and the next cursor (0
+/// when done). Reads `count` elements and one more: O(COUNT) whatever the size.
+pub fn ordered_page<'a, T>(
+    items: impl Iterator<Item = (u64, &'a Bytes, T)>,
+    o: &ScanOpts,
+) -> (u64, Vec<(&'a Bytes, T)>) {
+    let mut page = Vec::new();
+    let mut last = None;
+    for (pos, k, v) in items {
+        if page.len() >= o.count && last != Some(pos) {
+            return (pos, matching(page, o));
+        }
+        last = Some(pos);
+        page.push((k, v));
+    }
+    (0, matching(page, o))
+}
+
+fn matching<'a, T>(page: Vec<(&'a Bytes, T)>, o: &ScanOpts) -> Vec<(&'a Bytes, T)> {
+    page.into_iter().filter(|(k, _)| o.pattern.as_ref().is_none_or(|p| glob::matches(p, k))).collect()
 }
 
 /// One page: the elements at or after the cursor in hash order (at least `count` of
@@ -99,12 +120,7 @@ where
         }
     }
     page.sort_by_key(|c| c.0);
-    let out = page
-        .into_iter()
-        .filter(|(_, k, _)| o.pattern.as_ref().is_none_or(|p| glob::matches(p, k)))
-        .map(|(_, k, v)| (k, v))
-        .collect();
-    (next.unwrap_or(0), out)
+    (next.unwrap_or(0), matching(page.into_iter().map(|(_, k, v)| (k, v)).collect(), o))
 }
 
 pub fn reply(next: u64, items: Vec<Reply>) -> Reply {
@@ -133,5 +149,57 @@ mod tests {
             o.cursor = next;
         }
         assert_eq!(seen.len(), keys.len());
+    }
+
+    fn key(i: usize) -> Bytes {
+        Bytes::from(format!("k{i}"))
+    }
+
+    #[test]
+    fn an_ordered_page_reads_count_elements_and_one_more() {
+        let mut db = crate::store::Db::default();
+        for i in 0..10_000 {
+            db.set(key(i), crate::store::Value::Str(Bytes::from_static(b"v")));
+        }
+        let o = parse(b"0", &[Bytes::from_static(b"COUNT"), Bytes::from_static(b"10")], true, false).unwrap();
+        let read = std::cell::Cell::new(0);
+        let (next, page) = ordered_page(db.scan_from(o.cursor, 0).inspect(|_| read.set(read.get() + 1)), &o);
+        assert_eq!(page.len(), 10);
+        assert_eq!(read.get(), 11, "a page of COUNT 10 read {} keys", read.get());
+        assert!(next > 0);
+    }
+
+    /// Keys present for the whole iteration are returned exactly once, however many keys
+    /// come and go between pages.
+    #[test]
+    fn a_keyspace_scan_survives_keys_coming_and_going() {
+        let mut db = crate::store::Db::default();
+        let v = || crate::store::Value::Str(Bytes::from_static(b"v"));
+        for i in 0..2_000 {
+            db.set(key(i), v());
+        }
+        let mut seen = std::collections::HashMap::<Bytes, usize>::new();
+        let mut o = parse(b"0", &[Bytes::from_static(b"COUNT"), Bytes::from_static(b"7")], true, false).unwrap();
+        let mut round = 0;
+        loop {
+            let (next, page) = ordered_page(db.scan_from(o.cursor, 0), &o);
+            for (k, _) in page {
+                *seen.entry(k.clone()).or_default() += 1;
+            }
+            // Between pages: new keys arrive and keys 1000.. (odd) leave.
+            round += 1;
+            for j in 0..20 {
+                db.set(key(100_000 + round * 20 + j), v());
+            }
+            db.remove(&key(1000 + 2 * (round % 500) + 1));
+            if next == 0 {
+                break;
+            }
+            o.cursor = next;
+        }
+        for i in (0..1000).chain((1000..2000).step_by(2)) {
+            assert_eq!(seen.get(&key(i)), Some(&1), "key {i} seen {:?} times", seen.get(&key(i)));
+        }
+        assert!(seen.values().all(|&n| n == 1), "a key returned twice");
     }
 }

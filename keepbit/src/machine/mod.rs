@@ -192,7 +192,9 @@ impl<M: Clone + Default> Machine<M> {
         self.lock().meta.clone()
     }
 
-    /// A consistent image for a snapshot: the keyspace and its log position.
+    /// A consistent image for a snapshot: the keyspace and its log position. The lock is
+    /// held to copy the key maps only: values are shared (copied on a later write), so a
+    /// huge hash or list costs nothing here.
     pub fn snapshot_view(&self) -> (Keyspace, M) {
         let st = self.lock();
         (st.ks.clone(), st.meta.clone())
@@ -252,6 +254,18 @@ impl<M: Clone + Default> Machine<M> {
 
     pub fn unblock(&self, db: usize, keys: &[Bytes], notify: &Arc<Notify>) {
         self.lock().waiters.unblock(db, keys, notify);
+    }
+
+    /// One step of a walk over `db`'s live keys matching `pattern` (KEYS), from scan
+    /// position `cursor`: about `step` keys under one hold of the lock; returns the next
+    /// cursor (0: done) and the matching keys.
+    pub fn keys_page(&self, db: usize, cursor: u64, pattern: &Bytes, step: usize, now_ms: u64) -> (u64, Vec<Bytes>) {
+        let st = self.lock();
+        let now_ms = now_ms.max(st.ks.now_ms);
+        let pattern = Some(pattern.clone()).filter(|p| &p[..] != b"*");
+        let o = cmd::scan::ScanOpts { cursor, count: step.max(1), pattern, type_name: None, novalues: false };
+        let (next, page) = cmd::scan::ordered_page(st.ks.db(db).scan_from(cursor, now_ms), &o);
+        (next, page.into_iter().map(|(k, _)| k.clone()).collect())
     }
 
     /// Per-database (keys, keys with an expiry) for INFO keyspace.
@@ -317,5 +331,30 @@ mod tests {
         assert_eq!(primary.keyspace(), replica.keyspace(), "replicas agree, versions included");
         let image = primary.keyspace().to_snapshot().expect("snapshot");
         assert_eq!(Keyspace::from_snapshot(&image).expect("restore"), primary.keyspace(), "snapshots keep versions");
+    }
+
+    #[test]
+    fn a_keys_walk_takes_bounded_steps_and_finds_every_match() {
+        let m: Machine<()> = Machine::new(1, Arc::new(NoEffects));
+        for i in 0..1000 {
+            m.run(0, &command(&format!("SET user:{i} v")), 1).expect("SET");
+            m.run(0, &command(&format!("SET other:{i} v")), 1).expect("SET");
+        }
+        let (mut cursor, mut found, mut steps) = (0, Vec::new(), 0);
+        loop {
+            let (next, page) = m.keys_page(0, cursor, &Bytes::from_static(b"user:*"), 100, 1);
+            assert!(page.len() <= 101, "a step returned {} keys", page.len());
+            found.extend(page);
+            steps += 1;
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        assert!(steps >= 20, "2000 keys in steps of 100 took {steps} steps");
+        found.sort();
+        found.dedup();
+        assert_eq!(found.len(), 1000);
+        assert!(found.iter().all(|k| k.starts_with(b"user:")));
     }
 }

@@ -16,6 +16,7 @@ use openraft::SnapshotPolicy;
 use tokio::sync::watch;
 
 use super::app::{self, AppRequest, AppResponse};
+use super::compaction;
 use super::contact::{ContactRecorder, VoteGate};
 use super::log_store::{LogOptions, LogStore};
 use super::network::{Network, PeerLimits};
@@ -72,7 +73,8 @@ fn raft_config(cc: &ClusterConfig) -> anyhow::Result<openraft::Config> {
         election_timeout_min: cc.election_timeout_min_ms,
         election_timeout_max: cc.election_timeout_max_ms,
         enable_pre_vote: Some(true),
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(cc.snapshot_entries),
+        // By entries or bytes, staggered per node: raft::compaction triggers them.
+        snapshot_policy: SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: cc.log_keep_entries,
         install_snapshot_timeout: 30_000,
         // A restarted leader must not resume leadership in its old term: the committed
@@ -108,8 +110,11 @@ impl Cluster {
         let log_opts = LogOptions { fsync: cc.fsync, ..LogOptions::default() };
         let log = LogStore::open_probed(&dir.join("log"), log_opts, probe.clone()).await?;
         let sm = StateMachine::open(&dir.join("state"), machine.clone())?;
+        let applied_bytes = sm.applied_bytes();
+        let log_sizes = log.clone();
         let limits = PeerLimits {
-            frame_len_max_bytes: cc.peer_frame_len_max_bytes,
+            frame_len_max_bytes: cc.peer_frame_len_bytes(),
+            snapshot_chunk_bytes: cc.snapshot_chunk_bytes,
             heartbeat_timeout_min_ms: cc.election_timeout_max_ms / 2,
             ..PeerLimits::default()
         };
@@ -120,6 +125,7 @@ impl Cluster {
             .with_node_id(cc.node_id)
             .with_arrivals(arrivals.clone());
         let raft = Raft::new(cc.node_id, Arc::new(raft_config(&cc)?), network.clone(), log, sm).await?;
+        tokio::spawn(compaction::run(raft.clone(), log_sizes, applied_bytes, compaction::Policy::of(&cc)));
         let listener = tokio::net::TcpListener::bind(peer_addr).await?;
         tracing::info!("node {} peer port {peer_addr}", cc.node_id);
         let cluster = Arc::new(Cluster {

@@ -13,6 +13,8 @@
 //! - [`app`]: the application protocol between nodes (forwarded writes, read index …).
 //! - [`contact`]: records when a leader last reached this node; gates votes after a
 //!   restart (the quiet period) and after an empty-disk start.
+//! - [`compaction`]: snapshots by entries or bytes, staggered per node; the log kept behind
+//!   a snapshot bounded in entries and bytes.
 //! - [`state_machine`]: applies committed entries to the `Machine`; snapshots.
 //! - [`log_store`]: the durable segmented log (group-commit fsync) and vote/metadata files,
 //!   behind openraft's `RaftLogStorage`.
@@ -22,6 +24,7 @@
 pub mod app;
 pub mod bootstrap;
 pub mod cluster;
+pub mod compaction;
 pub mod contact;
 pub mod log_store;
 pub mod membership;

@@ -179,6 +179,33 @@ async fn serve(server: Arc<Server>, stream: TcpStream, client: Arc<ClientShared>
     }
 }
 
+/// Connections turned away at `maxclients` that may still be told why at once; beyond
+/// this (a flood), they are closed without a reply.
+const REJECTIONS_IN_FLIGHT_MAX: usize = 64;
+
+/// Tells a client turned away at `maxclients` why, in the protocol its port speaks: on a
+/// TLS port the error follows the handshake (plain text there would be garbage to the
+/// client's TLS layer).
+fn reject_full(mut stream: TcpStream, tls: Option<TlsAcceptor>, rejections: &Arc<tokio::sync::Semaphore>) {
+    let Ok(permit) = rejections.clone().try_acquire_owned() else {
+        return;
+    };
+    const REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
+    tokio::spawn(async move {
+        let _permit = permit;
+        let Some(tls) = tls else {
+            let _ = stream.write_all(REPLY).await;
+            return;
+        };
+        let _ = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, async {
+            let mut stream = tls.accept(stream).await?;
+            stream.write_all(REPLY).await?;
+            stream.shutdown().await
+        })
+        .await;
+    });
+}
+
 /// Serves clients on `listener` until `shutdown` resolves, over TLS when `tls` is given.
 /// The caller binds the listener (tests use port 0).
 pub async fn run(
@@ -192,12 +219,13 @@ pub async fn run(
     spawn_demotion_watch(&server);
     health::spawn_sampler(&server);
     tokio::pin!(shutdown);
+    let rejections = Arc::new(tokio::sync::Semaphore::new(REJECTIONS_IN_FLIGHT_MAX));
     loop {
         let accepted = tokio::select! {
             _ = &mut shutdown => break,
             a = listener.accept() => a,
         };
-        let (mut stream, addr) = match accepted {
+        let (stream, addr) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 // Out of file descriptors and similar: back off instead of spinning.
@@ -212,9 +240,7 @@ pub async fn run(
         let max = server.config().maxclients;
         let Some(client) = server.clients.register(addr, laddr, max) else {
             server.stats.rejected_connections.fetch_add(1, Relaxed);
-            tokio::spawn(async move {
-                let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
-            });
+            reject_full(stream, tls.clone(), &rejections);
             continue;
         };
         tokio::spawn(serve(server.clone(), stream, client, tls.clone()));

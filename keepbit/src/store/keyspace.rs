@@ -2,10 +2,12 @@
 //! Pure data: no clock, no randomness. Callers pass `now_ms` (from the `Op` being applied,
 //! or the reader's clock), and a key whose expiry is at or before `now_ms` is absent.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::ordered::{KeyView, OrderedKey, Probe};
 use super::zset::ZSet;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -45,13 +47,16 @@ impl Value {
 /// op that last changed it.
 #[derive(Clone, Debug, PartialEq)]
 struct Slot {
-    value: Value,
+    /// Shared with snapshot views taken since it last changed: a snapshot copies the
+    /// key map, not the values, and a write to a shared value copies it first.
+    value: Arc<Value>,
     version: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Db {
-    map: HashMap<Bytes, Slot>,
+    /// Keys in scan order (see [`super::ordered`]).
+    map: BTreeMap<OrderedKey, Slot>,
     /// Absolute expiry of each volatile key.
     expires: HashMap<Bytes, u64>,
     /// The same expiries ordered by time, so due keys are found without a scan.
@@ -60,7 +65,19 @@ pub struct Db {
     whole_version: u64,
 }
 
+fn probe(key: &[u8]) -> Probe<'_> {
+    Probe::new(key)
+}
+
 impl Db {
+    fn slot(&self, key: &[u8]) -> Option<&Slot> {
+        self.map.get(&probe(key) as &dyn KeyView)
+    }
+
+    fn slot_mut(&mut self, key: &[u8]) -> Option<&mut Slot> {
+        self.map.get_mut(&probe(key) as &dyn KeyView)
+    }
+
     fn is_expired(&self, key: &[u8], now_ms: u64) -> bool {
         self.expires.get(key).is_some_and(|&at| at <= now_ms)
     }
@@ -69,7 +86,7 @@ impl Db {
         if self.is_expired(key, now_ms) {
             return None;
         }
-        self.map.get(key).map(|s| &s.value)
+        self.slot(key).map(|s| &*s.value)
     }
 
     /// Mutable access; an expired key is deleted first (deterministic: `now_ms` comes
@@ -79,7 +96,7 @@ impl Db {
             self.remove(key);
             return None;
         }
-        self.map.get_mut(key).map(|s| &mut s.value)
+        self.slot_mut(key).map(|s| Arc::make_mut(&mut s.value))
     }
 
     pub fn contains(&self, key: &[u8], now_ms: u64) -> bool {
@@ -89,7 +106,7 @@ impl Db {
     /// Stores `value` under `key`, clearing any expiry (as SET does).
     pub fn set(&mut self, key: Bytes, value: Value) {
         self.clear_expire(&key);
-        self.map.insert(key, Slot { value, version: 0 });
+        self.map.insert(OrderedKey::new(key), Slot { value: Arc::new(value), version: 0 });
     }
 
     /// Stores `value` and keeps the key's expiry if it had a live one.
@@ -97,12 +114,12 @@ impl Db {
         if self.is_expired(&key, now_ms) {
             self.clear_expire(&key);
         }
-        self.map.insert(key, Slot { value, version: 0 });
+        self.map.insert(OrderedKey::new(key), Slot { value: Arc::new(value), version: 0 });
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
         self.clear_expire(key);
-        self.map.remove(key).map(|s| s.value)
+        self.map.remove(&probe(key) as &dyn KeyView).map(|s| Arc::unwrap_or_clone(s.value))
     }
 
     /// Removes the key and returns its value only if it is live.
@@ -118,7 +135,7 @@ impl Db {
 
     /// Deletes `key` if its value is an emptied collection.
     pub fn drop_if_empty(&mut self, key: &[u8]) {
-        if self.map.get(key).is_some_and(|s| s.value.is_empty_collection()) {
+        if self.slot(key).is_some_and(|s| s.value.is_empty_collection()) {
             self.remove(key);
         }
     }
@@ -128,7 +145,7 @@ impl Db {
     }
 
     pub fn set_expire(&mut self, key: &Bytes, at_ms: u64) {
-        if !self.map.contains_key(&key[..]) {
+        if self.slot(key).is_none() {
             return;
         }
         self.clear_expire(key);
@@ -167,12 +184,24 @@ impl Db {
 
     /// Live keys and values.
     pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (&Bytes, &Value)> {
-        self.map.iter().filter(move |(k, _)| !self.is_expired(k, now_ms)).map(|(k, s)| (k, &s.value))
+        self.scan_from(0, now_ms).map(|(_, k, v)| (k, v))
     }
 
-    /// The n-th stored key (for RANDOMKEY); may be expired.
-    pub fn nth_key(&self, n: usize) -> Option<&Bytes> {
-        self.map.keys().nth(n)
+    /// Live keys and values at or after scan position `cursor`, in scan order, with their
+    /// positions: a SCAN page is a range read, O(log N) to start.
+    pub fn scan_from(&self, cursor: u64, now_ms: u64) -> impl Iterator<Item = (u64, &Bytes, &Value)> {
+        let from = OrderedKey { pos: cursor, key: Bytes::new() };
+        self.map
+            .range(from..)
+            .filter(move |(k, _)| !self.is_expired(&k.key, now_ms))
+            .map(|(k, s)| (k.pos, &k.key, &*s.value))
+    }
+
+    /// The first stored key at or after scan position `at`, wrapping around (for
+    /// RANDOMKEY); may be expired.
+    pub fn key_near(&self, at: u64) -> Option<&Bytes> {
+        let from = OrderedKey { pos: at, key: Bytes::new() };
+        self.map.range(from..).next().or_else(|| self.map.iter().next()).map(|(k, _)| &k.key)
     }
 
     /// Deletes every key (the versions are the applier's business: see `note_flush`).
@@ -184,12 +213,12 @@ impl Db {
 
     /// The version of the last op that changed `key` (0: none since the keyspace began).
     pub fn version(&self, key: &[u8]) -> u64 {
-        self.map.get(key).map_or(0, |s| s.version).max(self.whole_version)
+        self.slot(key).map_or(0, |s| s.version).max(self.whole_version)
     }
 
     /// Records that the op of version `v` changed `key` (or deleted it).
     pub fn note_change(&mut self, key: &Bytes, v: u64) {
-        if let Some(s) = self.map.get_mut(&key[..]) {
+        if let Some(s) = self.slot_mut(key) {
             s.version = v;
         }
     }
@@ -202,7 +231,7 @@ impl Db {
 
     /// Every key's recorded version, and the whole-database version (for snapshots).
     pub fn versions(&self) -> (Vec<(Bytes, u64)>, u64) {
-        let keys = self.map.iter().filter(|(_, s)| s.version > 0).map(|(k, s)| (k.clone(), s.version));
+        let keys = self.map.iter().filter(|(_, s)| s.version > 0).map(|(k, s)| (k.key.clone(), s.version));
         (keys.collect(), self.whole_version)
     }
 
@@ -210,7 +239,7 @@ impl Db {
     pub fn restore_versions(&mut self, versions: Vec<(Bytes, u64)>, whole_version: u64) {
         self.whole_version = whole_version;
         for (k, v) in versions {
-            if let Some(s) = self.map.get_mut(&k[..]) {
+            if let Some(s) = self.slot_mut(&k) {
                 s.version = v;
             }
         }
@@ -241,5 +270,33 @@ impl Keyspace {
 
     pub fn db_mut(&mut self, i: usize) -> &mut Db {
         &mut self.dbs[i]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A copy (a snapshot view) shares values instead of copying them, and a later write
+    /// to the live keyspace copies only the value it changes.
+    #[test]
+    fn a_copy_shares_values_and_a_write_copies_only_what_it_changes() {
+        let big: HashMap<Bytes, Bytes> = (0..1000).map(|i| (Bytes::from(format!("f{i}")), Bytes::new())).collect();
+        let (h, other) = (Bytes::from_static(b"h"), Bytes::from_static(b"other"));
+        let mut db = Db::default();
+        db.set(h.clone(), Value::Hash(big));
+        db.set(other.clone(), Value::Hash(HashMap::new()));
+        let view = db.clone();
+        let same = |k: &[u8], a: &Db, b: &Db| std::ptr::eq(a.get(k, 0).expect("a"), b.get(k, 0).expect("b"));
+        assert!(same(&h, &db, &view), "the copy duplicated a value");
+        let Some(Value::Hash(live)) = db.get_mut(&h, 0) else { panic!("not a hash") };
+        live.insert(Bytes::from_static(b"new"), Bytes::new());
+        let len = |d: &Db| match d.get(&h, 0) {
+            Some(Value::Hash(m)) => m.len(),
+            _ => 0,
+        };
+        assert_eq!((len(&db), len(&view)), (1001, 1000), "the write reached the copy");
+        assert!(!same(&h, &db, &view));
+        assert!(same(&other, &db, &view), "an untouched value was copied");
     }
 }

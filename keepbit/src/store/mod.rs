@@ -3,6 +3,7 @@
 
 pub mod keyspace;
 pub mod op;
+pub mod ordered;
 pub mod snapshot;
 pub mod zset;
 

@@ -13,8 +13,9 @@
 //! appends, truncations and purges never reorder. Under [`Fsync::Batch`] it drains the
 //! queue, writes every queued append, issues one `fdatasync` and only then completes their
 //! `IOFlushed` callbacks (group commit). Readers never touch the disk: live entries are kept
-//! in memory (bounded by openraft's snapshot + purge policy) and inserted before `append`
-//! returns.
+//! in memory and inserted before `append` returns. What bounds them is compaction
+//! (`raft::compaction`): a snapshot after `snapshot_bytes` applied, and a purge behind it
+//! down to `log_keep_entries` / `log_keep_bytes`, which reads [`LogStore::sizes_newest_first`].
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -211,6 +212,14 @@ impl LogStore {
         self.shared.fsyncs.load(Ordering::Relaxed)
     }
 
+    /// `(index, payload bytes)` of up to `max` entries at or before `upto`, newest first:
+    /// what the byte limit on the log kept behind a snapshot counts.
+    pub fn sizes_newest_first(&self, upto: u64, max: u64) -> Vec<(u64, u64)> {
+        let state = self.state();
+        let take = usize::try_from(max).unwrap_or(usize::MAX);
+        state.log.range(..=upto).rev().take(take).map(|(&i, e)| (i, payload_bytes(e))).collect()
+    }
+
     /// Waits until everything queued so far, including the committed log id, is durable.
     pub async fn flush(&self) -> io::Result<()> {
         let permit = self.permit().await?;
@@ -231,6 +240,14 @@ impl LogStore {
     fn send(&self, cmd: Job, permit: OwnedSemaphorePermit) -> io::Result<()> {
         let queued = Queued { cmd, _permit: permit };
         self.shared.queue.send(queued).map_err(|_| LogError::WriterGone.into())
+    }
+}
+
+/// An entry's payload size (membership and blank entries count as small).
+pub fn payload_bytes(e: &Entry) -> u64 {
+    match &e.payload {
+        openraft::EntryPayload::Normal(r) => r.0.len() as u64,
+        _ => 64,
     }
 }
 

@@ -380,3 +380,20 @@ async fn damaged_files_fail_open() {
     let err = LogStore::open(&dir.0, LogOptions { segment_size_bytes: 10, ..LogOptions::default() }).await;
     assert_eq!(err.err().map(|e| e.kind()), Some(io::ErrorKind::InvalidInput));
 }
+
+/// What the byte limit on the log behind a snapshot reads: sizes at or before an index,
+/// newest first, at most `max` of them; feeding `compaction::purge_upto` a 1 MiB budget
+/// keeps the newest entries that fit.
+#[tokio::test]
+async fn sizes_newest_first_feed_the_byte_limit() {
+    let dir = TempDir::new("sizes");
+    let mut store = open(&dir, LogOptions::default()).await;
+    let mut batch = entries(1, 1..6, 100_000);
+    batch.extend(entries(1, 6..11, 300_000));
+    append_durably(&mut store, batch).await;
+    let sizes = store.sizes_newest_first(8, 4);
+    assert_eq!(sizes, [(8, 300_000), (7, 300_000), (6, 300_000), (5, 100_000)]);
+    let behind = store.sizes_newest_first(8, u64::MAX);
+    assert_eq!(super::super::compaction::purge_upto(behind, 100, 1 << 20), Some(4), "keeps 8..=5 (1 000 000 bytes)");
+    assert!(store.sizes_newest_first(0, 10).is_empty());
+}

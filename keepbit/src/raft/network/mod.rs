@@ -1,5 +1,6 @@
 //! The client side of the peer network: openraft's `RaftNetworkFactory` / `RaftNetworkV2`
 //! over pooled TCP connections, plus [`Network::call_app`] for application requests.
+//! Snapshots go in chunks that resume where the receiver stands ([`snapshot`]).
 //!
 //! Every call has a deadline (openraft's `soft_ttl`, or the caller's), dialing has its own
 //! shorter one, and a connection goes back to the pool only after a clean request/response;
@@ -506,8 +507,8 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         }
     }
 
-    /// The deadline is `soft_ttl` plus the time to move the data at
-    /// `snapshot_bytes_per_s_min`; `cancel` abandons the transfer (and its connection).
+    /// Streams the snapshot in chunks ([`snapshot`]), each with its own deadline;
+    /// `cancel` abandons the transfer (and the connection of the chunk in flight).
     async fn full_snapshot(
         &mut self,
         vote: Vote,
@@ -515,22 +516,9 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let action = RPCTypes::InstallSnapshot;
-        let limits = &self.pools.limits;
-        let timeout = option.soft_ttl() + transfer_budget(snapshot.snapshot.len(), limits.snapshot_bytes_per_s_min);
-        let frame =
-            OutFrame::snapshot(&vote, &snapshot.meta, snapshot.snapshot, limits.frame_len_max_bytes).map_err(|e| {
-                tracing::error!(target_node = self.target, "cannot send snapshot: {e}");
-                let e = PeerError::TooLarge { addr: self.addr.clone(), reason: e.to_string() };
-                self.rpc_error(e, action, timeout)
-            })?;
-        let resp = tokio::select! {
-            closed = cancel => return Err(StreamingError::Closed(closed)),
-            r = self.pools.call(self.node_id, &self.addr, &frame, timeout) => r.map_err(|e| self.rpc_error(e, action, timeout))?,
-        };
-        match resp {
-            PeerResponse::Snapshot(r) => Ok(self.remote(r)?),
-            other => Err(self.unexpected(other, "snapshot").into()),
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            r = self.stream_snapshot(&vote, snapshot, option.soft_ttl()) => Ok(r?),
         }
     }
 
@@ -546,5 +534,6 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     }
 }
 
+mod snapshot;
 #[cfg(test)]
 mod tests;

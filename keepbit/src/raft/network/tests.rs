@@ -31,6 +31,10 @@ struct FakeRaft {
     /// `snapshot` never answers.
     hang_snapshot: bool,
     snapshots_bytes: Arc<AtomicUsize>,
+    /// Calls of `snapshot`, counted as they start.
+    snapshots_started: Arc<AtomicUsize>,
+    /// The data of the last snapshot installed.
+    last_snapshot: Arc<Mutex<Vec<u8>>>,
 }
 
 impl FakeRaft {
@@ -58,10 +62,12 @@ impl RaftHandle for FakeRaft {
         vote: Vote,
         snapshot: Snapshot,
     ) -> BoxFuture<'static, RemoteResult<SnapshotResponse<TypeConfig>>> {
+        self.snapshots_started.fetch_add(1, Ordering::SeqCst);
         if self.hang_snapshot {
             return Box::pin(futures::future::pending());
         }
         self.snapshots_bytes.fetch_add(snapshot.snapshot.len(), Ordering::SeqCst);
+        *self.last_snapshot.lock().unwrap_or_else(PoisonError::into_inner) = snapshot.snapshot;
         self.answer(SnapshotResponse::new(vote))
     }
     fn transfer_leader(
@@ -350,3 +356,6 @@ fn append_batches_are_cut_by_bytes() {
     assert_eq!(small.len(), 3);
     assert!(!fit_entries(&mut Vec::new(), 1_000), "a heartbeat stays a heartbeat");
 }
+
+#[path = "snapshot_tests.rs"]
+mod snapshot_tests;

@@ -3,7 +3,7 @@
 //! A connection carries length-delimited frames, `[len: u32 BE][postcard payload]`. It opens
 //! with the [`handshake`]: both sides prove they know the cluster secret without sending it.
 //! After that the dialer sends one [`PeerRequest`] at a time and reads its [`PeerResponse`]
-//! before sending the next.
+//! before sending the next. Snapshots go in chunks, assembled by the receiver ([`assembly`]).
 //!
 //! The codec is a set of small pure functions ([`encode_frame`], [`frame_len`], [`split_frame`],
 //! [`decode_payload`], [`decode_request`]); the async helpers that move frames over a socket
@@ -32,19 +32,30 @@ use super::types::{NodeId, Snapshot, SnapshotMeta, TypeConfig, Vote};
 /// First field of every [`Hello`]: "KBPR".
 pub const PEER_MAGIC: u32 = u32::from_be_bytes(*b"KBPR");
 /// Bumped on any incompatible change to the frames below.
-pub const PEER_PROTOCOL_VERSION: u16 = 2;
+pub const PEER_PROTOCOL_VERSION: u16 = 3;
 pub const FRAME_HEADER_BYTES: usize = 4;
 /// Granularity of socket reads and writes: buffers grow and timeouts restart per chunk.
 const IO_CHUNK_BYTES: usize = 1 << 20;
-/// Position of `PeerRequest::Snapshot` in the enum: the snapshot fast path writes and parses
+/// Position of `PeerRequest::SnapshotChunk` in the enum: the chunk fast path writes and parses
 /// the variant by hand so the data is never copied byte by byte through serde.
 const SNAPSHOT_VARIANT: u32 = 3;
+
+pub const SNAPSHOT_CHUNK_BYTES_DEFAULT: usize = 4 << 20;
+/// Senders whose partial snapshots a server keeps at once (a leader and its successor).
+pub const SNAPSHOT_SENDERS_MAX: usize = 2;
 
 /// Limits of the peer network, both sides.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerLimits {
-    /// Largest frame accepted or sent; a full snapshot travels in one frame.
+    /// Largest frame accepted or sent: one entry or one AppendEntries batch, one
+    /// snapshot chunk, plus overhead (`ClusterConfig::peer_frame_len_bytes`).
     pub frame_len_max_bytes: usize,
+    /// Snapshot data bytes per chunk sent.
+    pub snapshot_chunk_bytes: usize,
+    /// Server: largest snapshot accepted (it is assembled in memory).
+    pub snapshot_len_max_bytes: u64,
+    /// Server: a partial snapshot that gets no chunk for this long is dropped.
+    pub snapshot_partial_ttl_ms: u64,
     /// Dialing (resolve + TCP connect) must finish within this.
     pub connect_timeout_ms: u64,
     /// Idle pooled connections kept per target.
@@ -63,8 +74,8 @@ pub struct PeerLimits {
     pub heartbeat_timeout_min_ms: u64,
     /// Concurrent calls per target; a call waits (within its deadline) for a slot.
     pub calls_in_flight_per_peer_max: usize,
-    /// A full snapshot's deadline is `soft_ttl + len / this` (openraft's snapshot TTL is
-    /// sized for an RPC, not for sending hundreds of MiB).
+    /// A snapshot chunk's deadline is `soft_ttl + len / this`, the last one's also counts
+    /// the whole snapshot (the receiver installs it before answering).
     pub snapshot_bytes_per_s_min: u64,
     /// Server: the whole hello exchange must finish within this.
     pub handshake_timeout_ms: u64,
@@ -85,12 +96,15 @@ pub struct PeerLimits {
 impl Default for PeerLimits {
     fn default() -> Self {
         PeerLimits {
-            frame_len_max_bytes: 512 << 20,
+            frame_len_max_bytes: crate::config::peer_frame_len_bytes(64 << 20, SNAPSHOT_CHUNK_BYTES_DEFAULT),
+            snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES_DEFAULT,
+            snapshot_len_max_bytes: 64 << 30,
+            snapshot_partial_ttl_ms: 60_000,
             connect_timeout_ms: 1_000,
             idle_conns_per_peer_max: 4,
             idle_conn_ttl_ms: 30_000,
             calls_in_flight_per_peer_max: 64,
-            append_bytes_max: 8 << 20,
+            append_bytes_max: crate::config::APPEND_BATCH_BYTES,
             heartbeat_timeout_min_ms: 0,
             snapshot_bytes_per_s_min: 8 << 20,
             handshake_timeout_ms: 5_000,
@@ -114,10 +128,11 @@ pub enum PeerRequest {
     Append(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<TypeConfig>),
     PreVote(VoteRequest<TypeConfig>),
-    /// Keep at index [`SNAPSHOT_VARIANT`].
-    Snapshot {
+    /// One chunk of a snapshot ([`assembly`]). Keep at index [`SNAPSHOT_VARIANT`].
+    SnapshotChunk {
         vote: Vote,
         meta: SnapshotMeta,
+        head: ChunkHead,
         data: Vec<u8>,
     },
     TransferLeader(TransferLeaderRequest<TypeConfig>),
@@ -133,7 +148,7 @@ pub enum PeerResponse {
     Append(RemoteResult<AppendEntriesResponse<TypeConfig>>),
     Vote(RemoteResult<VoteResponse<TypeConfig>>),
     PreVote(RemoteResult<VoteResponse<TypeConfig>>),
-    Snapshot(RemoteResult<SnapshotResponse<TypeConfig>>),
+    SnapshotChunk(RemoteResult<ChunkReply>),
     TransferLeader(RemoteResult<TransferLeaderResponse<TypeConfig>>),
     App(Vec<u8>),
     /// The server could not run the request at all (malformed, handler timed out, answer
@@ -148,7 +163,7 @@ impl PeerResponse {
             PeerResponse::Append(_) => "append",
             PeerResponse::Vote(_) => "vote",
             PeerResponse::PreVote(_) => "pre-vote",
-            PeerResponse::Snapshot(_) => "snapshot",
+            PeerResponse::SnapshotChunk(_) => "snapshot",
             PeerResponse::TransferLeader(_) => "transfer-leader",
             PeerResponse::App(_) => "app",
             PeerResponse::Error(_) => "error",
@@ -220,24 +235,24 @@ pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameErr
     Ok(value)
 }
 
-/// Decodes a request, moving a snapshot's data out of the frame instead of through serde.
+/// Decodes a request, moving a snapshot chunk's data out of the frame instead of through serde.
 pub fn decode_request(mut payload: Vec<u8>) -> Result<PeerRequest, FrameError> {
     let decode = |e: postcard::Error| FrameError::Decode(e.to_string());
     let (variant, rest) = postcard::take_from_bytes::<u32>(&payload).map_err(decode)?;
     if variant != SNAPSHOT_VARIANT {
         return decode_payload(&payload);
     }
-    let ((vote, meta, data_len), data) =
-        postcard::take_from_bytes::<(Vote, SnapshotMeta, u64)>(rest).map_err(decode)?;
+    let ((vote, meta, head, data_len), data) =
+        postcard::take_from_bytes::<(Vote, SnapshotMeta, ChunkHead, u64)>(rest).map_err(decode)?;
     if data.len() as u64 != data_len {
-        return Err(FrameError::Decode(format!("snapshot announces {data_len} bytes, frame holds {}", data.len())));
+        return Err(FrameError::Decode(format!("snapshot chunk announces {data_len} bytes, frame holds {}", data.len())));
     }
     let head_len = payload.len() - data.len();
     payload.drain(..head_len);
-    Ok(PeerRequest::Snapshot { vote, meta, data: payload })
+    Ok(PeerRequest::SnapshotChunk { vote, meta, head, data: payload })
 }
 
-/// A frame ready to send, in two parts so a snapshot's data is written from where it lies.
+/// A frame ready to send, in two parts so a snapshot chunk's data is written as it is.
 pub struct OutFrame {
     head: Vec<u8>,
     body: Vec<u8>,
@@ -248,14 +263,16 @@ impl OutFrame {
         Ok(OutFrame { head: encode_frame(msg, frame_len_max_bytes)?, body: Vec::new() })
     }
 
-    /// `PeerRequest::Snapshot { vote, meta, data }`, byte for byte, without copying `data`.
-    pub fn snapshot(
+    /// `PeerRequest::SnapshotChunk { vote, meta, head, data }`, byte for byte, without
+    /// passing `data` through serde.
+    pub fn snapshot_chunk(
         vote: &Vote,
         meta: &SnapshotMeta,
+        head: &ChunkHead,
         data: Vec<u8>,
         frame_len_max_bytes: usize,
     ) -> Result<Self, FrameError> {
-        let fields = (SNAPSHOT_VARIANT, vote, meta, data.len() as u64);
+        let fields = (SNAPSHOT_VARIANT, vote, meta, head, data.len() as u64);
         let mut head = postcard::to_extend(&fields, vec![0u8; FRAME_HEADER_BYTES])
             .map_err(|e| FrameError::Encode(e.to_string()))?;
         let payload_len = (head.len() - FRAME_HEADER_BYTES) as u64 + data.len() as u64;
@@ -327,10 +344,12 @@ pub(crate) async fn write_parts<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+pub mod assembly;
 pub mod handshake;
 mod server;
 #[cfg(test)]
 mod tests;
 
+pub use assembly::{ChunkHead, ChunkReply};
 pub use handshake::{Hello, HelloReply, PeerAuth, HELLO_LEN_MAX_BYTES};
 pub use server::*;

@@ -1,5 +1,7 @@
 //! The peer server: accepts peer connections, checks each hello and answers Raft and application requests.
+//! Snapshot chunks are assembled per sender ([`super::assembly`]) and installed when complete.
 
+use super::assembly::{Assembly, Step};
 use super::*;
 
 /// Answers [`PeerRequest::App`]: forwarded client writes and other application calls.
@@ -76,6 +78,8 @@ struct ServerCtx {
     tls: Option<crate::tls::TlsAcceptor>,
     /// Connections per source address that have not finished their handshake.
     handshaking: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    /// Snapshots arriving in chunks, one per sender.
+    snapshots: std::sync::Mutex<Assembly>,
 }
 
 /// One connection's place among its source's pending handshakes; freed on drop.
@@ -85,6 +89,10 @@ struct HandshakeSlot<'a> {
 }
 
 impl ServerCtx {
+    fn snapshots(&self) -> std::sync::MutexGuard<'_, Assembly> {
+        self.snapshots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn handshaking(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<std::net::IpAddr, usize>> {
         self.handshaking.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -150,12 +158,27 @@ pub async fn serve_with_tls(
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.inbound_conns_max));
-    let ctx = Arc::new(ServerCtx { raft: Box::new(raft), app, auth, limits, tls, handshaking: Default::default() });
+    let ttl = ms(limits.snapshot_partial_ttl_ms);
+    let snapshots = Assembly::new(limits.snapshot_len_max_bytes, ttl, SNAPSHOT_SENDERS_MAX).into();
+    let ctx = Arc::new(ServerCtx {
+        raft: Box::new(raft),
+        app,
+        auth,
+        limits,
+        tls,
+        handshaking: Default::default(),
+        snapshots,
+    });
     let mut conns = JoinSet::new();
+    let mut prune = tokio::time::interval(ttl.max(Duration::from_millis(10)));
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
             () = &mut shutdown => break,
+            _ = prune.tick() => {
+                ctx.snapshots().prune(std::time::Instant::now());
+                continue;
+            }
             a = listener.accept() => a,
         };
         reap(&mut conns);
@@ -281,8 +304,10 @@ async fn handle_request<S: AsyncRead + Unpin>(
     ctx: &ServerCtx,
 ) -> Option<PeerResponse> {
     let mut budget = ms(ctx.limits.handler_timeout_ms);
-    if let PeerRequest::Snapshot { data, .. } = &req {
-        budget += transfer_budget(data.len(), ctx.limits.snapshot_bytes_per_s_min);
+    if let PeerRequest::SnapshotChunk { head, .. } = &req {
+        // The last chunk is answered once the whole snapshot is installed.
+        let len = if head.done { head.total_len } else { 0 };
+        budget += transfer_budget(usize::try_from(len).unwrap_or(usize::MAX), ctx.limits.snapshot_bytes_per_s_min);
     }
     let work = tokio::time::timeout(budget, dispatch(ctx, from, req));
     let mut probe = [0u8; 1];
@@ -302,8 +327,18 @@ async fn dispatch(ctx: &ServerCtx, from: NodeId, req: PeerRequest) -> PeerRespon
         PeerRequest::Append(r) => PeerResponse::Append(ctx.raft.append(r).await),
         PeerRequest::Vote(r) => PeerResponse::Vote(ctx.raft.vote(r).await),
         PeerRequest::PreVote(r) => PeerResponse::PreVote(ctx.raft.pre_vote(r).await),
-        PeerRequest::Snapshot { vote, meta, data } => {
-            PeerResponse::Snapshot(ctx.raft.snapshot(vote, Snapshot { meta, snapshot: data }).await)
+        PeerRequest::SnapshotChunk { vote, meta, head, data } => {
+            let step = ctx.snapshots().receive(from, meta.last_log_id, &head, data, std::time::Instant::now());
+            PeerResponse::SnapshotChunk(match step {
+                Ok(Step::Have(n)) => Ok(ChunkReply::Have(n)),
+                Ok(Step::Complete(data)) => {
+                    ctx.raft.snapshot(vote, Snapshot { meta, snapshot: data }).await.map(ChunkReply::Installed)
+                }
+                Err(e) => {
+                    tracing::warn!(from, "refused a snapshot chunk: {e}");
+                    Err(format!("snapshot chunk refused: {e}"))
+                }
+            })
         }
         PeerRequest::TransferLeader(r) => PeerResponse::TransferLeader(ctx.raft.transfer_leader(r).await),
         PeerRequest::App(r) => PeerResponse::App(ctx.app.handle(from, r).await),

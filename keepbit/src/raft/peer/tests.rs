@@ -18,6 +18,10 @@ fn log_id(index: u64) -> super::super::types::LogId {
     LogId::new(LeaderId { term: 3, node_id: 1 }, index)
 }
 
+fn head(len: usize) -> ChunkHead {
+    ChunkHead { total_len: 1_000_000, crc32c: 7, offset: 4_000, done: len == 0 }
+}
+
 fn meta() -> SnapshotMeta {
     SnapshotMeta { last_log_id: Some(log_id(9)), last_membership: Default::default() }
 }
@@ -65,7 +69,7 @@ fn oversize_is_refused() {
     assert!(matches!(split_frame(&(MAX as u32 + 1).to_be_bytes(), MAX), Err(FrameError::Oversize { .. })));
     let big = PeerRequest::App(vec![0; 100]);
     assert!(matches!(encode_frame(&big, 50), Err(FrameError::Oversize { .. })));
-    assert!(matches!(OutFrame::snapshot(&vote(), &meta(), vec![0; 100], 50), Err(FrameError::Oversize { .. })));
+    assert!(matches!(OutFrame::snapshot_chunk(&vote(), &meta(), &head(1), vec![0; 100], 50), Err(FrameError::Oversize { .. })));
 }
 
 /// Garbage and trailing bytes are decode errors, not panics.
@@ -80,25 +84,28 @@ fn garbage_is_a_decode_error() {
     ok.push(0);
     assert!(matches!(decode_payload::<HelloReply>(&ok), Err(FrameError::Decode(_))));
     // Snapshot variant whose data length disagrees with the frame.
-    let frame = OutFrame::snapshot(&vote(), &meta(), vec![1, 2, 3], MAX).expect("encode");
+    let frame = OutFrame::snapshot_chunk(&vote(), &meta(), &head(3), vec![1, 2, 3], MAX).expect("encode");
     let mut payload = [&frame.head[FRAME_HEADER_BYTES..], &frame.body[..]].concat();
     payload.pop();
     assert!(matches!(decode_request(payload), Err(FrameError::Decode(_))));
 }
 
-/// The hand-built snapshot frame is exactly serde's encoding, and the fast decode path
-/// gives back the same request.
+/// The hand-built snapshot chunk frame is exactly serde's encoding, and the fast decode
+/// path gives back the same request.
 #[test]
-fn snapshot_frame_matches_serde() {
+fn snapshot_chunk_frame_matches_serde() {
     let data: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
-    let out = OutFrame::snapshot(&vote(), &meta(), data.clone(), MAX).expect("encode");
-    let via_serde =
-        encode_frame(&PeerRequest::Snapshot { vote: vote(), meta: meta(), data: data.clone() }, MAX).expect("encode");
+    let h = head(data.len());
+    let out = OutFrame::snapshot_chunk(&vote(), &meta(), &h, data.clone(), MAX).expect("encode");
+    let req = PeerRequest::SnapshotChunk { vote: vote(), meta: meta(), head: h, data: data.clone() };
+    let via_serde = encode_frame(&req, MAX).expect("encode");
     assert_eq!([&out.head[..], &out.body[..]].concat(), via_serde);
     assert_eq!(out.len_bytes(), via_serde.len());
     let req = decode_request(via_serde[FRAME_HEADER_BYTES..].to_vec()).expect("decode");
-    let PeerRequest::Snapshot { vote: v, meta: m, data: d } = req else { panic!("not a snapshot: {req:?}") };
-    assert_eq!((v, m, d), (vote(), meta(), data));
+    let PeerRequest::SnapshotChunk { vote: v, meta: m, head: hd, data: d } = req else {
+        panic!("not a snapshot chunk: {req:?}")
+    };
+    assert_eq!((v, m, hd, d), (vote(), meta(), h, data));
 }
 
 /// Every openraft message survives postcard (a positional format: no skipped fields).
@@ -132,8 +139,11 @@ fn raft_messages_roundtrip() {
     assert!(
         matches!(roundtrip(&resp), PeerResponse::Vote(Ok(v)) if v == VoteResponse::new(vote(), Some(log_id(2)), true))
     );
-    let resp = PeerResponse::Snapshot(Ok(SnapshotResponse::new(vote())));
-    assert!(matches!(roundtrip(&resp), PeerResponse::Snapshot(Ok(s)) if s == SnapshotResponse::new(vote())));
+    let resp = PeerResponse::SnapshotChunk(Ok(ChunkReply::Installed(SnapshotResponse::new(vote()))));
+    let installed = ChunkReply::Installed(SnapshotResponse::new(vote()));
+    assert!(matches!(roundtrip(&resp), PeerResponse::SnapshotChunk(Ok(s)) if s == installed));
+    let resp = PeerResponse::SnapshotChunk(Ok(ChunkReply::Have(12)));
+    assert!(matches!(roundtrip(&resp), PeerResponse::SnapshotChunk(Ok(ChunkReply::Have(12)))));
     let resp = PeerResponse::TransferLeader(Ok(Ok(())));
     assert!(matches!(roundtrip(&resp), PeerResponse::TransferLeader(Ok(Ok(())))));
     let resp = PeerResponse::Vote(Err("stopped".into()));

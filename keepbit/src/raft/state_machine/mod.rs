@@ -13,6 +13,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::{Stream, TryStreamExt};
@@ -46,6 +47,8 @@ pub struct StateMachine {
     dir: PathBuf,
     /// The newest snapshot; its lock is held while the file on disk is replaced too.
     current: Arc<Mutex<Current>>,
+    /// Entry payload bytes applied since start (compaction snapshots by bytes).
+    applied_bytes: Arc<AtomicU64>,
 }
 
 fn io_err(msg: impl std::fmt::Display) -> io::Error {
@@ -91,7 +94,12 @@ impl StateMachine {
     pub fn open(dir: &Path, machine: Arc<Machine<LogPosition>>) -> io::Result<StateMachine> {
         std::fs::create_dir_all(dir)?;
         remove_temporaries(dir, SNAPSHOT_FILE)?;
-        let sm = StateMachine { machine, dir: dir.to_owned(), current: Arc::new(Mutex::new(None)) };
+        let sm = StateMachine {
+            machine,
+            dir: dir.to_owned(),
+            current: Arc::new(Mutex::new(None)),
+            applied_bytes: Arc::default(),
+        };
         let path = dir.join(SNAPSHOT_FILE);
         if path.exists() {
             let file = decode_file(&path, &std::fs::read(&path)?)?;
@@ -99,6 +107,11 @@ impl StateMachine {
             *sm.lock() = Some((file.meta, Arc::new(file.data)));
         }
         Ok(sm)
+    }
+
+    /// The count of entry payload bytes applied since start.
+    pub fn applied_bytes(&self) -> Arc<AtomicU64> {
+        self.applied_bytes.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Current> {
@@ -137,6 +150,8 @@ impl StateMachine {
         let meta = SnapshotMeta { last_log_id: position.applied, last_membership: position.membership };
         let data = Arc::new(data);
         self.publish(&meta, data.clone())?;
+        // Tests tell the nodes' snapshot points apart by this line.
+        tracing::info!("built snapshot up to log index {} ({} bytes)", index_of(&meta), data.len());
         Ok(Snapshot { meta, snapshot: data.to_vec() })
     }
 }
@@ -158,6 +173,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let log_id = entry.log_id;
             let response = match entry.payload {
                 EntryPayload::Normal(req) => {
+                    self.applied_bytes.fetch_add(req.0.len() as u64, Ordering::Relaxed);
                     let w = self.machine.apply_logged(|p| p.applied = Some(log_id), &req.0);
                     Response { reply: w.reply, db_after: w.db_after }
                 }
