@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::health::HealthConfig;
+
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -54,6 +56,13 @@ pub struct Config {
     /// Clients must present a certificate signed by `tls_ca` (Redis's tls-auth-clients;
     /// off by default here, unlike Redis).
     pub tls_auth_clients: bool,
+    /// Port of the read-only admin HTTP server (`/health`, `/ready`, `/primary`,
+    /// `/replica`, `/metrics`); unset: off. 0 picks a free port.
+    pub admin_port: Option<u16>,
+    /// Address the admin HTTP server binds to; unset: `bind`.
+    pub admin_bind: Option<String>,
+    /// Health check cadence and thresholds.
+    pub health: HealthConfig,
     /// Replication; absent for a standalone node.
     pub cluster: Option<ClusterConfig>,
 }
@@ -302,6 +311,9 @@ impl Default for Config {
             tls_key: None,
             tls_ca: None,
             tls_auth_clients: false,
+            admin_port: None,
+            admin_bind: None,
+            health: HealthConfig::default(),
             cluster: None,
         }
     }
@@ -359,6 +371,12 @@ impl Config {
         if self.bind.parse::<std::net::IpAddr>().is_err() && self.bind != "localhost" {
             return invalid("bind", "must be an IP address");
         }
+        if self.admin_bind.as_ref().is_some_and(|b| b.parse::<std::net::IpAddr>().is_err() && b != "localhost") {
+            return invalid("admin_bind", "must be an IP address");
+        }
+        if let Some((field, message)) = self.health.problem() {
+            return invalid(field, message);
+        }
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log_level.as_str()) {
             return invalid("log_level", "must be one of error, warn, info, debug, trace");
         }
@@ -390,6 +408,12 @@ impl Config {
             return invalid("tls_ca", "must be set when cluster.tls is on (peers check each other against it)");
         }
         Ok(())
+    }
+
+    /// Where the admin HTTP server listens, if it is on.
+    pub fn admin_addr(&self) -> Option<String> {
+        let port = self.admin_port?;
+        Some(format!("{}:{port}", self.admin_bind.as_deref().unwrap_or(&self.bind)))
     }
 
     pub fn resp_limits(&self) -> keepbit_resp::Limits {
@@ -449,6 +473,23 @@ mod tests {
         peers[1].client_addr = peers[0].addr.clone();
         assert!(shared.validate().is_err());
         assert!(toml::from_str::<Config>("[cluster]\nmode = \"both\"").is_err());
+    }
+
+    /// The admin port is off unless set; its bind defaults to the client bind; health
+    /// thresholds are checked.
+    #[test]
+    fn admin_port_and_health_settings() {
+        assert_eq!(Config::default().admin_addr(), None);
+        let c: Config = toml::from_str("bind = \"127.0.0.5\"\nadmin_port = 9000").expect("parses");
+        assert_eq!(c.admin_addr().as_deref(), Some("127.0.0.5:9000"));
+        let c: Config = toml::from_str("admin_port = 0\nadmin_bind = \"0.0.0.0\"").expect("parses");
+        assert_eq!(c.admin_addr().as_deref(), Some("0.0.0.0:0"));
+        let c: Config = toml::from_str("[health]\nphi_threshold = 12.0\ninterval_ms = 100").expect("parses");
+        c.validate().expect("valid");
+        assert_eq!(c.health.phi_threshold, 12.0);
+        let bad: Config = toml::from_str("[health]\nmemory_degraded_percent = 120").expect("parses");
+        assert!(bad.validate().is_err_and(|e| e.to_string().contains("memory_failing_percent")));
+        assert!(toml::from_str::<Config>("[health]\nphi = 1").is_err());
     }
 
     /// The peer frame limit follows `max_entry_bytes` (and the snapshot chunk), not the

@@ -22,7 +22,8 @@
 //!   [`clock`] (injected wall-clock time), [`memory`] (used memory and the maxmemory
 //!   check), [`glob`] (Redis glob patterns), [`secret`] (constant-time secret
 //!   comparison), [`atomic_file`] (crash-safe file replacement for snapshots and the
-//!   log's metadata), [`tls`] (rustls set-up for the client and peer ports from the
+//!   log's metadata), [`health`] (pure health checks and the phi-accrual detector),
+//!   [`metrics`] (the Prometheus registry), [`tls`] (rustls set-up for the client and peer ports from the
 //!   config's PEM files).
 //! - Tools beside the server: [`client`] (a minimal RESP client for the CLI), [`up`]
 //!   (`keepbit up`, a local cluster), [`drill`] (`keepbit drill`: fault injection,
@@ -36,8 +37,10 @@ pub mod config;
 pub mod drill;
 pub mod error;
 pub mod glob;
+pub mod health;
 pub mod machine;
 pub mod memory;
+pub mod metrics;
 pub mod node;
 pub mod pubsub;
 pub mod raft;

@@ -163,6 +163,13 @@ struct ServerArgs {
     /// Client port (0: any free port).
     #[arg(long, short)]
     port: Option<u16>,
+    /// Port of the admin HTTP server (/health, /ready, /primary, /replica, /metrics);
+    /// off unless set; 0 picks a free port.
+    #[arg(long)]
+    admin_port: Option<u16>,
+    /// Address the admin HTTP server binds to (default: --bind).
+    #[arg(long)]
+    admin_bind: Option<String>,
     /// Password clients must AUTH with.
     #[arg(long)]
     requirepass: Option<String>,
@@ -216,6 +223,12 @@ impl ServerArgs {
             data_dir,
             log_level
         );
+        if self.admin_port.is_some() {
+            c.admin_port = self.admin_port;
+        }
+        if self.admin_bind.is_some() {
+            c.admin_bind = self.admin_bind;
+        }
         if self.requirepass.is_some() {
             c.requirepass = self.requirepass;
         }
@@ -251,7 +264,21 @@ async fn server(config: Config) -> anyhow::Result<()> {
     tracing::info!("keepbit {} listening on {local} ({scheme})", env!("CARGO_PKG_VERSION"));
     // Tests and scripts started with port 0 read the chosen port from this line.
     println!("listening on {local}");
+    let admin = match config.admin_addr() {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+            let local = l.local_addr()?;
+            tracing::info!("admin HTTP on http://{local}");
+            println!("admin listening on {local}");
+            Some(l)
+        }
+        None => None,
+    };
     let server = wire(config, tls.peer).await?;
+    if let Some(listener) = admin {
+        let srv = server.clone();
+        tokio::spawn(async move { keepbit::server::http::serve(&srv, listener).await });
+    }
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
@@ -290,6 +317,7 @@ fn raft_runtime() -> anyhow::Result<&'static tokio::runtime::Runtime> {
 /// configured), the front, and what the server shares between connections.
 async fn wire(config: Config, peer_tls: Option<PeerTls>) -> anyhow::Result<Arc<Server>> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let metrics = Arc::new(keepbit::metrics::Metrics::new());
     let pubsub = Arc::new(PubSub::default());
     let machine = Arc::new(Machine::new(config.databases, pubsub.clone()));
     let (executor, cluster): (Arc<dyn Executor>, _) = match config.cluster {
@@ -299,7 +327,7 @@ async fn wire(config: Config, peer_tls: Option<PeerTls>) -> anyhow::Result<Arc<S
             // connections wait on the node lock or move large values, so a busy node
             // keeps its lease instead of failing over.
             let runtime = raft_runtime()?;
-            let start = Cluster::start(machine.clone(), clock.clone(), config.clone(), peer_tls);
+            let start = Cluster::start(machine.clone(), clock.clone(), config.clone(), peer_tls, metrics.clone());
             let cluster = runtime.spawn(start).await??;
             (cluster.clone(), Some(cluster))
         }
@@ -307,7 +335,7 @@ async fn wire(config: Config, peer_tls: Option<PeerTls>) -> anyhow::Result<Arc<S
     };
     let memory = Arc::new(keepbit::memory::MemoryLimit::new(config.maxmemory_bytes));
     let node = Arc::new(Node::new(machine, executor, clock, memory));
-    Ok(Arc::new(Server::new(config, node, cluster, pubsub)))
+    Ok(Arc::new(Server::new(config, node, cluster, pubsub, metrics)))
 }
 
 /// The admin password from the flag, the file or `$KEEPBIT_ADMIN_PASSWORD`, in that order.
@@ -364,7 +392,11 @@ fn main() -> anyhow::Result<()> {
             if mode != "active-passive" && mode != "active-active" {
                 anyhow::bail!("--mode must be active-passive or active-active");
             }
-            rt.block_on(keepbit::up::run(keepbit::up::UpOptions::new(nodes, data_dir, base_port, &mode)))
+            let options = keepbit::up::UpOptions {
+                admin_http: true,
+                ..keepbit::up::UpOptions::new(nodes, data_dir, base_port, &mode)
+            };
+            rt.block_on(keepbit::up::run(options))
         }
         CliCommand::Cluster { node, admin_password: flag, admin_password_file, tls, action } => {
             let password = admin_password(flag, admin_password_file)?;

@@ -22,11 +22,27 @@ pub struct UpOptions {
     pub distinct_ips: bool,
     /// Extra lines for each node's `[cluster]` section.
     pub cluster_extra: String,
+    /// Each node serves the admin HTTP endpoints on client port + 20000.
+    pub admin_http: bool,
 }
 
 impl UpOptions {
     pub fn new(nodes: usize, data_dir: PathBuf, base_port: u16, mode: &str) -> UpOptions {
-        UpOptions { nodes, data_dir, base_port, mode: mode.into(), distinct_ips: false, cluster_extra: String::new() }
+        UpOptions {
+            nodes,
+            data_dir,
+            base_port,
+            mode: mode.into(),
+            distinct_ips: false,
+            cluster_extra: String::new(),
+            admin_http: false,
+        }
+    }
+
+    /// Node `id`'s admin HTTP port, when the admin port is on (and the port exists).
+    pub fn admin_port(&self, id: u64) -> Option<u16> {
+        let client = self.base_port.checked_add(id as u16)?;
+        self.admin_http.then(|| client.checked_add(ADMIN_PORT_OFFSET)).flatten()
     }
 
     pub fn ip(&self, id: u64) -> String {
@@ -48,6 +64,9 @@ pub struct NodeProc {
 /// Each node of a local cluster refuses growing writes above this (1 GiB), so a runaway
 /// client fills no machine.
 const UP_MAXMEMORY_BYTES: u64 = 1 << 30;
+
+/// Admin HTTP ports are client ports plus this.
+const ADMIN_PORT_OFFSET: u16 = 20_000;
 
 /// File under the data dir holding the local cluster's admin password.
 pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
@@ -93,8 +112,9 @@ pub fn write_configs(o: &UpOptions) -> anyhow::Result<Vec<(u64, PathBuf, String)
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let port = o.base_port + id as u16;
         let ip = o.ip(id);
+        let admin_port = o.admin_port(id).map_or(String::new(), |p| format!("admin_port = {p}\n"));
         let text = format!(
-            "bind = \"{ip}\"\nport = {port}\ndata_dir = {:?}\nadmin_password = \"{admin}\"\nmaxmemory_bytes = {UP_MAXMEMORY_BYTES}\n\n[cluster]\nnode_id = {id}\nsecret = \"{secret}\"\nmode = {:?}\n{}\npeers = [\n{}\n]\n",
+            "bind = \"{ip}\"\nport = {port}\ndata_dir = {:?}\nadmin_password = \"{admin}\"\nmaxmemory_bytes = {UP_MAXMEMORY_BYTES}\n{admin_port}\n[cluster]\nnode_id = {id}\nsecret = \"{secret}\"\nmode = {:?}\n{}\npeers = [\n{}\n]\n",
             dir.display().to_string(),
             o.mode,
             o.cluster_extra,
@@ -144,7 +164,9 @@ pub async fn run(o: UpOptions) -> anyhow::Result<()> {
     for (id, path, addr) in &configs {
         let log = path.with_file_name("keepbit.log");
         let child = spawn(&exe, path, &log)?;
-        println!("node {id}: pid {} on {addr} (log {})", child.id().unwrap_or(0), log.display());
+        let ip = addr.rsplit_once(':').map_or("127.0.0.1", |a| a.0);
+        let admin = o.admin_port(*id).map_or(String::new(), |p| format!(", admin http://{ip}:{p}"));
+        println!("node {id}: pid {} on {addr}{admin} (log {})", child.id().unwrap_or(0), log.display());
         procs.push(NodeProc { id: *id, client_addr: addr.clone(), child, exited: false });
     }
     let addrs: Vec<String> = procs.iter().map(|p| p.client_addr.clone()).collect();
@@ -165,6 +187,9 @@ pub async fn run(o: UpOptions) -> anyhow::Result<()> {
     let victim = procs.iter().find(|p| p.client_addr == primary).and_then(|p| p.child.id()).unwrap_or(0);
     println!("  watch failover: kill -9 {victim}   (the primary's pid; a standby takes over in well under a second)");
     println!("  status:         keepbit cluster status --node {}", addrs[0]);
+    if let Some(p) = o.admin_port(1) {
+        println!("  health:         curl http://127.0.0.1:{p}/health   (also /ready /primary /replica /metrics)");
+    }
     println!(
         "  admin:          keepbit cluster add|remove … --admin-password-file {}",
         o.data_dir.join(ADMIN_PASSWORD_FILE).display()

@@ -29,7 +29,9 @@ use super::types::{LogPosition, Member, NodeId, Request, Response, TypeConfig};
 use crate::clock::Clock;
 use crate::config::{ClusterConfig, Config};
 use crate::error::{ExecError, OutcomeUnknown};
+use crate::health::phi::PeerArrivals;
 use crate::machine::{Machine, Written};
+use crate::metrics::{FsyncProbe, LoopProbe, Metrics};
 use crate::store::Op;
 use crate::tls::PeerTls;
 
@@ -52,6 +54,16 @@ pub struct Cluster {
     pub(super) vote_gate: Arc<VoteGate>,
     /// Bytes of this node's proposals not yet committed (see `role::derive_role`).
     pub(super) writes_in_flight_bytes: AtomicU64,
+    /// This node's metrics (leader changes are counted as the role is followed).
+    pub metrics: Arc<Metrics>,
+    /// When each peer was last heard from (answers to our appends; the leader's appends).
+    pub arrivals: Arc<PeerArrivals>,
+    /// The commit index the leader's last append carried.
+    pub leader_commit: Arc<AtomicU64>,
+    /// Log fsync latencies and write errors (the fsync health check).
+    pub fsync_probe: Option<Arc<FsyncProbe>>,
+    /// How late a periodic task runs on the replication runtime (heartbeats run there).
+    pub loop_probe: Arc<LoopProbe>,
 }
 
 /// Counts an entry's bytes as in flight until dropped.
@@ -107,12 +119,15 @@ impl Cluster {
         clock: Arc<dyn Clock>,
         config: Config,
         tls: Option<PeerTls>,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Cluster>> {
         let cc = config.cluster.clone().ok_or_else(|| anyhow::anyhow!("no [cluster] section"))?;
         let me = cc.me().cloned().ok_or_else(|| anyhow::anyhow!("node {} is not in cluster.peers", cc.node_id))?;
         let peer_addr: SocketAddr = me.addr.parse()?;
         let dir = config.data_dir.join("raft");
-        let log = LogStore::open(&dir.join("log"), LogOptions { fsync: cc.fsync, ..LogOptions::default() }).await?;
+        let probe = Some(Arc::new(FsyncProbe::new(metrics.fsync_seconds.clone())));
+        let log_opts = LogOptions { fsync: cc.fsync, ..LogOptions::default() };
+        let log = LogStore::open_probed(&dir.join("log"), log_opts, probe.clone()).await?;
         let sm = StateMachine::open(&dir.join("state"), machine.clone())?;
         let applied_bytes = sm.applied_bytes();
         let log_sizes = log.clone();
@@ -124,8 +139,10 @@ impl Cluster {
         };
         // Every member must apply ops alike: what must match is checked in each handshake.
         let auth = PeerAuth { secret: cc.secret.clone(), params: format!("databases={}", config.databases) };
-        let network =
-            Network::with_tls(peer_addr.ip(), tls.clone(), auth.clone(), limits.clone()).with_node_id(cc.node_id);
+        let arrivals = Arc::new(PeerArrivals::new(cc.heartbeat_ms as f64));
+        let network = Network::with_tls(peer_addr.ip(), tls.clone(), auth.clone(), limits.clone())
+            .with_node_id(cc.node_id)
+            .with_arrivals(arrivals.clone());
         let raft = Raft::new(cc.node_id, Arc::new(raft_config(&cc)?), network.clone(), log, sm).await?;
         tokio::spawn(compaction::run(raft.clone(), log_sizes, applied_bytes, compaction::Policy::of(&cc)));
         let listener = tokio::net::TcpListener::bind(peer_addr).await?;
@@ -142,13 +159,28 @@ impl Cluster {
             leader_contact: LeaderContact::default(),
             vote_gate: Arc::new(VoteGate::starting(Duration::from_millis(cc.election_timeout_max_ms))),
             writes_in_flight_bytes: AtomicU64::new(0),
+            arrivals,
+            leader_commit: Arc::new(AtomicU64::new(0)),
+            fsync_probe: probe,
+            loop_probe: Arc::new(LoopProbe::new(
+                metrics.stall_seconds.clone(),
+                config.health.stall_ms,
+                config.health.interval_ms,
+                config.health.window_s * 1000,
+            )),
+            metrics,
         });
+        // Spawned from here, the probe ticks on the runtime replication runs on.
+        let interval = Duration::from_millis(config.health.interval_ms);
+        tokio::spawn(LoopProbe::run(Arc::downgrade(&cluster.loop_probe), interval));
         tokio::spawn(peer::serve_with_tls(
             listener,
             ContactRecorder {
                 raft: raft.clone(),
                 contact: cluster.leader_contact.clone(),
                 gate: cluster.vote_gate.clone(),
+                arrivals: cluster.arrivals.clone(),
+                leader_commit: cluster.leader_commit.clone(),
             },
             auth,
             app::handler(&cluster),
@@ -202,6 +234,17 @@ impl Cluster {
         let is_primary = view.is_primary;
         *self.role.lock().unwrap_or_else(|e| e.into_inner()) = view;
         self.primary.send_if_modified(|p| std::mem::replace(p, is_primary) != is_primary);
+    }
+
+    /// On a standby, how many entries the primary has committed that this node has not
+    /// applied yet (as the primary's last append said); `None` on the primary.
+    pub fn standby_lag_entries(&self) -> Option<u64> {
+        let view = self.role();
+        if view.is_primary {
+            return None;
+        }
+        let commit = self.leader_commit.load(std::sync::atomic::Ordering::Relaxed).max(view.committed);
+        Some(commit.saturating_sub(view.last_applied))
     }
 
     /// The primary's client address, if one is known.

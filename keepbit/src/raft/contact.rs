@@ -19,11 +19,16 @@ use super::cluster::Raft;
 use super::peer::RaftHandle;
 use super::role::LeaderContact;
 use super::types::{Snapshot, TypeConfig, Vote};
+use crate::health::phi::PeerArrivals;
 
 pub struct ContactRecorder {
     pub raft: Raft,
     pub contact: LeaderContact,
     pub gate: Arc<VoteGate>,
+    /// Arrivals of the leader's appends (health's phi detector).
+    pub arrivals: Arc<PeerArrivals>,
+    /// The leader's commit index as its last append carried it (a standby's lag).
+    pub leader_commit: Arc<AtomicU64>,
 }
 
 /// When this node may grant votes. openraft keeps the leader lease a follower honours
@@ -84,11 +89,15 @@ impl ContactRecorder {
 impl RaftHandle for ContactRecorder {
     fn append(&self, req: AppendEntriesRequest<TypeConfig>) -> Remote<AppendEntriesResponse<TypeConfig>> {
         let (raft, contact) = (self.raft.clone(), self.contact.clone());
+        let (arrivals, leader_commit) = (self.arrivals.clone(), self.leader_commit.clone());
         let leader = req.vote.leader_id.node_id;
+        let commit = req.leader_commit.as_ref().map_or(0, |l| l.index);
         Box::pin(async move {
             let resp = raft.append_entries(req).await.map_err(|e| e.to_string())?;
             if !matches!(resp, AppendEntriesResponse::HigherVote(_)) {
                 *contact.lock().unwrap_or_else(|e| e.into_inner()) = Some((leader, std::time::Instant::now()));
+                arrivals.heartbeat(leader);
+                leader_commit.store(commit, Ordering::Relaxed);
             }
             Ok(resp)
         })

@@ -147,6 +147,8 @@ pub async fn follow(cluster: Weak<Cluster>) {
     let lease_ms = c.config.election_timeout_max_ms;
     drop(c);
     let mut last_leader: Option<NodeId> = None;
+    // The last leader named, through gaps without one: a lease blip is no change.
+    let mut last_known: Option<NodeId> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {
         tokio::select! {
@@ -167,6 +169,10 @@ pub async fn follow(cluster: Weak<Cluster>) {
                 last_leader,
                 unix_ms()
             );
+            if leader_id.is_some_and(|id| last_known != Some(id)) {
+                c.metrics.leader_changes.inc();
+                last_known = leader_id;
+            }
             last_leader = leader_id;
         }
         c.publish_role(view);

@@ -7,10 +7,14 @@
 //! - [`admin`]: CLIENT, COMMAND, INFO, CONFIG, PUBSUB; [`replication`]: ROLE, INFO
 //!   replication, WAIT, SENTINEL, KEEPBIT CLUSTER.
 //! - [`clients`]: what the server can see of connected clients; [`stats`]: counters.
+//! - [`health`]: the health sampler and its report; [`http`]: the admin HTTP port
+//!   (`/health`, `/ready`, `/primary`, `/replica`, `/metrics`).
 
 pub mod admin;
 pub mod clients;
 mod conn;
+pub mod health;
+pub mod http;
 mod replication;
 pub mod session;
 pub mod stats;
@@ -25,12 +29,14 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::pubsub::PubSub;
 use crate::raft::cluster::{demotion, Cluster};
 use crate::tls::TlsAcceptor;
 use clients::{ClientShared, Clients};
 pub use conn::ConnLimits;
+use health::HealthReport;
 use stats::Stats;
 
 /// What every connection of this node shares.
@@ -40,6 +46,9 @@ pub struct Server {
     pub pubsub: Arc<PubSub>,
     pub clients: Clients,
     pub stats: Stats,
+    pub metrics: Arc<Metrics>,
+    /// The health sampler's last report.
+    pub health: Mutex<HealthReport>,
     config: Mutex<Config>,
     limits: Mutex<ConnLimits>,
     pub started: Instant,
@@ -48,7 +57,13 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn new(config: Config, node: Arc<Node>, cluster: Option<Arc<Cluster>>, pubsub: Arc<PubSub>) -> Server {
+    pub fn new(
+        config: Config,
+        node: Arc<Node>,
+        cluster: Option<Arc<Cluster>>,
+        pubsub: Arc<PubSub>,
+        metrics: Arc<Metrics>,
+    ) -> Server {
         let mut rng = rand::thread_rng();
         let run_id: String = (0..40).map(|_| format!("{:x}", rng.gen_range(0..16))).collect();
         Server {
@@ -58,6 +73,8 @@ impl Server {
             pubsub,
             clients: Clients::default(),
             stats: Stats::default(),
+            metrics,
+            health: Mutex::new(HealthReport::default()),
             limits: Mutex::new(ConnLimits::of(&config)),
             config: Mutex::new(config),
             started: Instant::now(),
@@ -200,6 +217,7 @@ pub async fn run(
     spawn_expiry(&server, Duration::from_millis(100));
     spawn_memory_sampler(&server, Duration::from_millis(100));
     spawn_demotion_watch(&server);
+    health::spawn_sampler(&server);
     tokio::pin!(shutdown);
     let rejections = Arc::new(tokio::sync::Semaphore::new(REJECTIONS_IN_FLIGHT_MAX));
     loop {

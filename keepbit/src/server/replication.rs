@@ -235,8 +235,12 @@ pub async fn sentinel(srv: &Server, a: &[Bytes]) -> Result<Reply> {
     }
 }
 
+/// `KEEPBIT HEALTH` (each check with its reason) and
 /// `KEEPBIT CLUSTER STATUS | ADD <id> <peer-addr> <client-addr> | REMOVE <id>`.
 pub async fn keepbit_admin(srv: &Server, a: &[Bytes]) -> Result<Reply> {
+    if a.len() == 2 && is(&a[1], "health") {
+        return Ok(Reply::Verbatim(srv.health.lock().unwrap_or_else(|e| e.into_inner()).text()));
+    }
     if !(a.len() >= 3 && is(&a[1], "cluster")) {
         return Err(CmdError::Syntax);
     }

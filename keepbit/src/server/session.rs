@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 use super::clients::ClientShared;
 use super::{admin, replication, Server};
+use crate::metrics::family_index;
 use crate::cmd::args::{is, lossy, parse_i64};
 use crate::cmd::{self, flags, Command, Run, SessionCmd};
 use crate::error::CmdError;
@@ -83,15 +84,26 @@ impl Session {
     /// Handles one request.
     pub async fn handle(&mut self, args: Vec<Bytes>) -> Next {
         self.srv.stats.commands_processed.fetch_add(1, Relaxed);
+        let started = std::time::Instant::now();
         let command = match Command::parse(args) {
             Ok(c) => c,
             Err(e) => {
                 if self.multi.is_some() {
                     self.multi_failed = true;
                 }
+                self.srv.metrics.command(family_index("other"), started.elapsed(), true);
                 return Next::Reply(e.to_reply());
             }
         };
+        let family = family_index(command.spec.group);
+        let next = self.handle_parsed(command).await;
+        let failed = matches!(&next, Next::Reply(Reply::Error(_)) | Next::Close(Reply::Error(_)));
+        self.srv.metrics.command(family, started.elapsed(), failed);
+        next
+    }
+
+    /// Checks what the session allows, then queues (MULTI) or runs the command.
+    async fn handle_parsed(&mut self, command: Command) -> Next {
         let spec = command.spec;
         self.client.touch(spec.name);
         if !self.authed && !spec.has(flags::NO_AUTH) {

@@ -25,6 +25,8 @@ pub struct ClusterNode {
     pub ip: String,
     pub client_port: u16,
     pub peer_port: u16,
+    /// The admin HTTP port (`admin_port`), on every test node.
+    pub admin_port: u16,
     pub config: PathBuf,
     pub child: Option<Child>,
     /// SIGSTOPped and not yet continued.
@@ -44,6 +46,21 @@ impl ClusterNode {
 
     pub fn url(&self) -> String {
         format!("redis://{}:{}/", self.ip, self.client_port)
+    }
+
+    /// The admin HTTP server's address, `ip:port`.
+    pub fn admin_addr(&self) -> String {
+        format!("{}:{}", self.ip, self.admin_port)
+    }
+
+    /// The admin HTTP server's URL, `http://ip:port`.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin_addr())
+    }
+
+    /// `GET path` on the admin port: (status, body), or `None` when it does not answer.
+    pub fn http(&self, path: &str) -> Option<(u16, String)> {
+        super::http_get(&self.admin_addr(), path)
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -181,7 +198,7 @@ impl TestCluster {
 
     fn new_node(&mut self, ip: String) -> u64 {
         let id = self.nodes.len() as u64 + 1;
-        let (client_port, peer_port) = (free_port(&ip), free_port(&ip));
+        let (client_port, peer_port, admin_port) = (free_port(&ip), free_port(&ip), free_port(&ip));
         let node_dir = self.dir.join(format!("node-{id}"));
         std::fs::create_dir_all(&node_dir).expect("mkdir");
         self.nodes.push(ClusterNode {
@@ -189,6 +206,7 @@ impl TestCluster {
             ip,
             client_port,
             peer_port,
+            admin_port,
             config: node_dir.join("keepbit.toml"),
             child: None,
             stopped: AtomicBool::new(false),
@@ -200,9 +218,10 @@ impl TestCluster {
     fn write_config(&self, id: u64, peers: &[String], more: &str) {
         let n = self.node(id);
         let text = format!(
-            "bind = \"{ip}\"\nport = {port}\ndata_dir = {dir:?}\nlog_level = \"info\"\nadmin_password = \"{admin}\"\n{top}\n\n[cluster]\nnode_id = {id}\nsecret = \"test-secret\"\nmode = \"{mode}\"\n{timing}{extra}\n{more}\npeers = [\n{peers}\n]\n",
+            "bind = \"{ip}\"\nport = {port}\nadmin_port = {admin_port}\ndata_dir = {dir:?}\nlog_level = \"info\"\nadmin_password = \"{admin}\"\n{top}\n\n[cluster]\nnode_id = {id}\nsecret = \"test-secret\"\nmode = \"{mode}\"\n{timing}{extra}\n{more}\npeers = [\n{peers}\n]\n",
             ip = n.ip,
             port = n.client_port,
+            admin_port = n.admin_port,
             admin = super::ADMIN_PASSWORD,
             dir = n.config.parent().expect("dir").display().to_string(),
             id = n.id,

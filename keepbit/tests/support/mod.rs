@@ -72,8 +72,7 @@ impl TestServer {
     }
 
     pub fn conn(&self) -> redis::Connection {
-        let c = self.client().get_connection().expect("connect");
-        c
+        self.client().get_connection().expect("connect")
     }
 
     /// A raw TCP connection for protocol-level tests.
@@ -150,6 +149,22 @@ pub fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) 
     }
     panic!("timed out after {deadline:?} waiting for {what}");
 }
+/// A plain HTTP/1.1 `GET path` to `addr` ("ip:port"): (status, body), or `None` when the
+/// server does not connect or answer within 2 s (a killed or paused node).
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let sock: std::net::SocketAddr = addr.parse().ok()?;
+    let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
 /// Whether `program args…` runs successfully: the probe for a tool a test needs. Under
 /// `CI=true` (where .ci/run installs every tool) a failed probe fails the test; elsewhere
 /// it prints a note and the caller skips.

@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::types::{Entry, LogId, TypeConfig, Vote};
 use crate::atomic_file::{remove_temporaries, write_atomic_with};
+use crate::metrics::FsyncProbe;
 pub use crate::config::Fsync;
 
 pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 * 1024 * 1024;
@@ -183,12 +184,18 @@ impl LogStore {
     /// Opens (creating if needed) the log in `dir`, cutting a torn tail (see
     /// `files::scan_segment` for the rule) and refusing any other damage.
     pub async fn open(dir: &Path, opts: LogOptions) -> io::Result<LogStore> {
+        LogStore::open_probed(dir, opts, None).await
+    }
+
+    /// [`LogStore::open`], reporting every fsync and failed write to `probe`.
+    pub async fn open_probed(dir: &Path, opts: LogOptions, probe: Option<Arc<FsyncProbe>>) -> io::Result<LogStore> {
         opts.validate()?;
         let fsyncs = Arc::new(AtomicU64::new(0));
         let (dir, writer_fsyncs) = (dir.to_path_buf(), fsyncs.clone());
-        let (writer, state) = tokio::task::spawn_blocking(move || Writer::recover(dir, opts, writer_fsyncs))
+        let (mut writer, state) = tokio::task::spawn_blocking(move || Writer::recover(dir, opts, writer_fsyncs))
             .await
             .map_err(io::Error::other)??;
+        writer.probe = probe;
         let (queue, rx) = mpsc::unbounded_channel();
         std::thread::Builder::new().name("raft-log-writer".into()).spawn(move || writer.run(rx))?;
         let shared = Shared {

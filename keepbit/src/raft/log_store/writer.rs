@@ -14,6 +14,8 @@ pub(super) struct Writer {
     pub(super) fsyncs: Arc<AtomicU64>,
     /// After a failed write the files no longer match what callers were told: stop.
     pub(super) failure: Option<String>,
+    /// Where each fsync's latency and each failed write is reported (health, metrics).
+    pub(super) probe: Option<Arc<FsyncProbe>>,
 }
 
 impl Writer {
@@ -36,7 +38,7 @@ impl Writer {
             remove_if_present(&segment_path(&dir, first))?;
         }
         let mut writer =
-            Writer { dir, opts, segments: Vec::new(), active: None, meta, meta_dirty: false, fsyncs, failure: None };
+            Writer { dir, opts, segments: Vec::new(), active: None, meta, meta_dirty: false, fsyncs, failure: None, probe: None };
         let mut log = BTreeMap::new();
         for (k, &first) in firsts.iter().enumerate() {
             let path = segment_path(&writer.dir, first);
@@ -144,6 +146,9 @@ impl Writer {
         }
         let result = op(self);
         if let Err(e) = &result {
+            if let Some(probe) = &self.probe {
+                probe.record(std::time::Duration::ZERO, false);
+            }
             tracing::error!(error = %e, "raft log: write failed; the log refuses further writes");
             self.failure = Some(e.to_string());
         }
@@ -332,7 +337,11 @@ impl Writer {
 
     /// Syncs whatever the policy.
     pub(super) fn forced_sync(&self, sync: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        let started = std::time::Instant::now();
         sync()?;
+        if let Some(probe) = &self.probe {
+            probe.record(started.elapsed(), true);
+        }
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

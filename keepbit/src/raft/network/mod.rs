@@ -35,6 +35,7 @@ use super::peer::{
     PeerResponse, RemoteResult,
 };
 use super::types::{Entry, Member, NodeId, Snapshot, TypeConfig, Vote};
+use crate::health::phi::PeerArrivals;
 use crate::tls::PeerTls;
 
 /// Why a peer call failed. `Timeout` and `ConnectionLost` leave the outcome unknown: the
@@ -324,6 +325,8 @@ async fn resolve(addr: &str) -> io::Result<SocketAddr> {
 pub struct Network {
     pools: Arc<Pools>,
     node_id: NodeId,
+    /// Answered appends (heartbeats included) are noted here per peer (health's phi).
+    arrivals: Option<Arc<PeerArrivals>>,
 }
 
 impl Network {
@@ -345,7 +348,13 @@ impl Network {
 
     pub fn with_dialer(dialer: Arc<dyn Dialer>, auth: PeerAuth, limits: PeerLimits) -> Self {
         let pools = Pools { auth, limits, dialer, peers: Mutex::new(HashMap::new()) };
-        Network { pools: Arc::new(pools), node_id: 0 }
+        Network { pools: Arc::new(pools), node_id: 0, arrivals: None }
+    }
+
+    /// Notes every answered append per peer in `arrivals`.
+    pub fn with_arrivals(mut self, arrivals: Arc<PeerArrivals>) -> Self {
+        self.arrivals = Some(arrivals);
+        self
     }
 
     /// The id announced in hellos (peers see it as `from`) and reported in timeouts.
@@ -374,7 +383,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerClient {
-        PeerClient { pools: self.pools.clone(), node_id: self.node_id, target, addr: node.addr.clone() }
+        let arrivals = self.arrivals.clone();
+        PeerClient { pools: self.pools.clone(), node_id: self.node_id, target, addr: node.addr.clone(), arrivals }
     }
 }
 
@@ -384,6 +394,7 @@ pub struct PeerClient {
     node_id: NodeId,
     target: NodeId,
     addr: String,
+    arrivals: Option<Arc<PeerArrivals>>,
 }
 
 impl PeerClient {
@@ -461,7 +472,11 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         let bytes: usize = rpc.entries.iter().map(entry_bytes).sum();
         let floor = ms(self.pools.limits.heartbeat_timeout_min_ms);
         let timeout = option.soft_ttl().max(floor) + transfer_budget(bytes, self.pools.limits.snapshot_bytes_per_s_min);
-        match self.rpc_within(&PeerRequest::Append(rpc), RPCTypes::AppendEntries, timeout).await? {
+        let answer = self.rpc_within(&PeerRequest::Append(rpc), RPCTypes::AppendEntries, timeout).await?;
+        if let (Some(arrivals), PeerResponse::Append(_)) = (&self.arrivals, &answer) {
+            arrivals.heartbeat(self.target);
+        }
+        match answer {
             PeerResponse::Append(Ok(AppendEntriesResponse::Success)) if truncated => {
                 Ok(AppendEntriesResponse::PartialSuccess(last_sent))
             }

@@ -11,7 +11,7 @@ use crate::reply::Reply;
 use crate::server::Server;
 
 pub fn info(srv: &Server, sections: &[Bytes]) -> Reply {
-    let all = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keyspace"];
+    let all = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "keepbit", "keyspace"];
     let wanted: Vec<String> = if sections.is_empty() {
         all.iter().map(|s| s.to_string()).collect()
     } else {
@@ -34,6 +34,24 @@ pub fn info(srv: &Server, sections: &[Bytes]) -> Reply {
 
 fn kv(out: &mut String, k: &str, v: impl std::fmt::Display) {
     let _ = write!(out, "{k}:{v}\r\n");
+}
+
+/// `# Keepbit`: the health checks' states and lags, one `field:value` per line.
+fn keepbit_section(srv: &Server, out: &mut String) {
+    out.push_str("# Keepbit\r\n");
+    let report = srv.health.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    kv(out, "keepbit_role", crate::server::health::role_name(srv));
+    kv(out, "keepbit_health", report.status.as_str());
+    for c in &report.checks {
+        let _ = write!(out, "keepbit_health_{}:{}\r\n", c.name, c.status.as_str());
+    }
+    if let Some(r) = &report.replication {
+        kv(out, "keepbit_replication_lag_entries", r.entries);
+        kv(out, "keepbit_replication_lag_seconds", format!("{:.3}", r.seconds));
+    }
+    if let Some(addr) = srv.config().admin_addr() {
+        kv(out, "keepbit_admin_addr", addr);
+    }
 }
 
 fn info_section(srv: &Server, section: &str, out: &mut String) {
@@ -97,6 +115,7 @@ fn info_section(srv: &Server, section: &str, out: &mut String) {
             super::super::replication::info_replication(srv, out);
         }
         "cpu" => out.push_str("# CPU\r\n"),
+        "keepbit" => keepbit_section(srv, out),
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
             for (i, (keys, expires)) in node.node.machine.keyspace_sizes().into_iter().enumerate() {
