@@ -75,6 +75,16 @@ fn apply_unversioned(ks: &mut Keyspace, op: &Op, fx: &dyn Effects) -> Applied {
     let reply = match &op.kind {
         OpKind::Cmd(args) => run_one(ks, db, now_ms, op.seed, args, &mut touched, fx),
         OpKind::WatchedMulti { watched, .. } if !unchanged(ks, watched) => Reply::NilArray,
+        OpKind::Journal(record) => {
+            ks.journal.record(record.clone());
+            Reply::Ok
+        }
+        OpKind::JournalUpdate { term, first_commit_ms, cause } => {
+            match ks.journal.complete(*term, *first_commit_ms, cause.clone()) {
+                true => Reply::Ok,
+                false => CmdError::err(format!("no journal record for term {term}")).to_reply(),
+            }
+        }
         OpKind::Multi(cmds) | OpKind::WatchedMulti { cmds, .. } => {
             let mut replies = Vec::with_capacity(cmds.len());
             for (i, args) in cmds.iter().enumerate() {
