@@ -122,6 +122,7 @@ impl Cluster {
                 raft: raft.clone(),
                 contact: cluster.leader_contact.clone(),
                 gate: cluster.vote_gate.clone(),
+                observed: cluster.network.observations(),
             },
             auth,
             app::handler(&cluster),

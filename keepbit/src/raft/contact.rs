@@ -1,7 +1,8 @@
 //! `ContactRecorder`: hands peer RPCs to openraft, noting when a leader last reached this
 //! node. A standby names a primary (ROLE, SENTINEL, INFO) only while that primary keeps
 //! reaching it, so a standby cut off together with the old primary does not send clients
-//! there. Votes pass a [`VoteGate`] first.
+//! there. Votes pass a [`VoteGate`] first. A leader's contact also ends this node's
+//! campaign, and a transfer-leader request is noted (both for the failover journal).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use openraft::raft::{
 };
 
 use super::cluster::Raft;
+use super::network::Observations;
 use super::peer::RaftHandle;
 use super::role::LeaderContact;
 use super::types::{Snapshot, TypeConfig, Vote};
@@ -24,6 +26,7 @@ pub struct ContactRecorder {
     pub raft: Raft,
     pub contact: LeaderContact,
     pub gate: Arc<VoteGate>,
+    pub observed: Arc<Observations>,
 }
 
 /// When this node may grant votes. openraft keeps the leader lease a follower honours
@@ -83,12 +86,13 @@ impl ContactRecorder {
 
 impl RaftHandle for ContactRecorder {
     fn append(&self, req: AppendEntriesRequest<TypeConfig>) -> Remote<AppendEntriesResponse<TypeConfig>> {
-        let (raft, contact) = (self.raft.clone(), self.contact.clone());
+        let (raft, contact, observed) = (self.raft.clone(), self.contact.clone(), self.observed.clone());
         let leader = req.vote.leader_id.node_id;
         Box::pin(async move {
             let resp = raft.append_entries(req).await.map_err(|e| e.to_string())?;
             if !matches!(resp, AppendEntriesResponse::HigherVote(_)) {
                 *contact.lock().unwrap_or_else(|e| e.into_inner()) = Some((leader, std::time::Instant::now()));
+                observed.leader_heard();
             }
             Ok(resp)
         })
@@ -113,6 +117,7 @@ impl RaftHandle for ContactRecorder {
     }
 
     fn transfer_leader(&self, req: TransferLeaderRequest<TypeConfig>) -> Remote<TransferLeaderResponse<TypeConfig>> {
+        self.observed.transfer_requested();
         RaftHandle::transfer_leader(&self.raft, req)
     }
 }

@@ -235,8 +235,12 @@ pub async fn sentinel(srv: &Server, a: &[Bytes]) -> Result<Reply> {
     }
 }
 
-/// `KEEPBIT CLUSTER STATUS | ADD <id> <peer-addr> <client-addr> | REMOVE <id>`.
+/// `KEEPBIT CLUSTER STATUS | ADD <id> <peer-addr> <client-addr> | REMOVE <id>`, and
+/// `KEEPBIT EVENTS [COUNT n]` (the failover journal, `admin::events`).
 pub async fn keepbit_admin(srv: &Server, a: &[Bytes]) -> Result<Reply> {
+    if a.len() >= 2 && is(&a[1], "events") {
+        return super::admin::events(srv, a);
+    }
     if !(a.len() >= 3 && is(&a[1], "cluster")) {
         return Err(CmdError::Syntax);
     }
