@@ -35,6 +35,7 @@ fn check(lost: Vec<Violation>) -> CheckReport {
         duplicated: Vec::new(),
         phantom: Vec::new(),
         nonlinearizable: Vec::new(),
+        journal: Vec::new(),
         undecided: Vec::new(),
         keys_checked: 3,
     }
@@ -62,6 +63,8 @@ fn round(scenario: &str, number: u32, gap_ms: f64, lost: Vec<Violation>) -> Roun
             ok: 34,
             failed: 0,
             unknown: 6,
+            journal_cause: Some("crash: connection refused".to_string()),
+            journal_mttr_ms: Some(gap_ms / 2.0),
         },
         check: check(lost),
     }
@@ -177,12 +180,16 @@ fn summary_table_aggregates_per_scenario() {
     ];
     let table = summary_table(&rounds);
     let lines: Vec<&str> = table.lines().collect();
-    assert_eq!(lines.len(), 5, "{table}");
+    assert_eq!(lines.len(), 8, "{table}");
     assert!(lines[0].starts_with("scenario") && lines[0].contains("gap p99"));
     assert!(lines[1].starts_with("kill-primary ") && lines[2].starts_with("partition "));
     let column_end = |line: &str, word: &str| line.find(word).map(|i| i + word.len());
     assert_eq!(column_end(lines[0], "gap min"), column_end(lines[1], "800.0"));
-    assert!(lines[4].starts_with("FAIL: 3 rounds, 2 scenarios, 1 violation (1 lost"), "{}", lines[4]);
+    assert_eq!(
+        lines[4],
+        "  kill-primary #1: journal crash: connection refused, MTTR 400.0 ms; client write gap 800.0 ms"
+    );
+    assert!(lines[7].starts_with("FAIL: 3 rounds, 2 scenarios, 1 violation (1 lost"), "{}", lines[7]);
 
     let summaries = summarize(&rounds);
     assert_eq!(summaries[0].rounds, 2);
