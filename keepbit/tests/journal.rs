@@ -168,6 +168,54 @@ fn a_paused_primary_is_journaled_as_a_heartbeat_timeout() {
     let r = failover_record(&c, old, first.term, "heartbeat timeout");
     c.signal(old, "-CONT");
     assert_eq!(agreed_newest(&c, &c.ids(), first.term), r, "the resumed node has the same newest record");
+    check_resp3_and_errors(&c, old, &r);
+    check_the_cli(&c, &r);
+}
+
+/// Over RESP3 each record is a map; bad arguments get Redis-style errors.
+fn check_resp3_and_errors(c: &TestCluster, id: u64, newest: &Record) {
+    let url = format!("{}?protocol=resp3", c.node(id).url());
+    let mut con = redis::Client::open(url).and_then(|cl| cl.get_connection()).expect("RESP3 connection");
+    let v: Value = redis::cmd("KEEPBIT").arg("EVENTS").arg("COUNT").arg(1).query(&mut con).expect("events");
+    match v {
+        Value::Array(items) => {
+            assert!(matches!(items.first(), Some(Value::Map(_))), "{items:?}");
+            assert_eq!(items.iter().filter_map(record).collect::<Vec<_>>(), vec![newest.clone()]);
+        }
+        other => panic!("not an array: {other:?}"),
+    }
+    for (args, error) in [(&["COUNT", "0"][..], "COUNT must be positive"), (&["COUNT"][..], "syntax error")] {
+        let err = redis::cmd("KEEPBIT").arg("EVENTS").arg(args).query::<Value>(&mut con).expect_err("must fail");
+        assert!(err.to_string().contains(error), "{args:?}: {err}");
+    }
+}
+
+/// `keepbit events --json` and `keepbit status --json` show the failover.
+fn check_the_cli(c: &TestCluster, newest: &Record) {
+    let exe = env!("CARGO_BIN_EXE_keepbit");
+    let n = c.node(newest.new_primary);
+    let port = n.client_port.to_string();
+    let out = std::process::Command::new(exe)
+        .args(["events", "--host", &n.ip, "--port", &port, "--count", "2", "--json"])
+        .output()
+        .expect("run keepbit events");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let events: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(events[0]["cause"], newest.cause.as_str(), "{events}");
+    assert_eq!(events[0]["mttr_ms"], newest.mttr_ms.expect("mttr"), "{events}");
+    assert_eq!(events[1]["cause"], "restart", "{events}");
+    let nodes = c.client_addrs().join(",");
+    let out = std::process::Command::new(exe).args(["status", "--nodes", &nodes, "--json"]).output().expect("status");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let summary = &status["summary"];
+    assert_eq!(summary["primary"], n.client_addr().as_str(), "{status}");
+    assert_eq!(summary["failovers_last_hour"], 1, "{status}");
+    assert_eq!(summary["mttr_max_ms"], newest.mttr_ms.expect("mttr"), "{status}");
+    assert_eq!(status["nodes"].as_array().map(Vec::len), Some(3), "{status}");
+    let screen = std::process::Command::new(exe).args(["status", "--nodes", &nodes]).output().expect("status");
+    let screen = String::from_utf8_lossy(&screen.stdout);
+    assert!(screen.contains("heartbeat timeout") && screen.contains("1 in the last hour"), "{screen}");
 }
 
 const IPS: [&str; 3] = ["127.0.0.21", "127.0.0.22", "127.0.0.23"];

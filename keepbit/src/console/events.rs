@@ -159,7 +159,7 @@ pub(crate) mod tests {
             first_commit_ms: Some(1010),
             ..EventView::default()
         };
-        assert_eq!(parse_events(&Frame::Array(vec![flat])).unwrap(), vec![want.clone()]);
+        assert_eq!(parse_events(&Frame::Array(vec![flat])).expect("parse"), vec![want.clone()]);
         assert_eq!(parse_event(&Frame::Map(fields)), Some(want));
         assert!(parse_events(&Frame::Error(Bytes::from_static(b"ERR syntax error"))).is_err());
     }

@@ -102,7 +102,7 @@ mod tests {
         };
         let wire = op.encode().expect("encode");
         assert_eq!(wire[0], OP_VERSION);
-        assert_eq!(Op::decode(&wire).unwrap(), op);
+        assert_eq!(Op::decode(&wire).expect("decode"), op);
         assert_eq!(Op::decode(&[]), Err(OpDecodeError::Empty));
         assert_eq!(Op::decode(&[9, 1, 2]), Err(OpDecodeError::Version(9)));
         assert!(matches!(Op::decode(&wire[..wire.len() - 1]), Err(OpDecodeError::Malformed(_))));
@@ -116,7 +116,7 @@ mod tests {
         for version in [OP_VERSION_1, OP_VERSION_2] {
             let mut wire = vec![version];
             wire.extend(&body);
-            assert_eq!(Op::decode(&wire).unwrap(), op, "version {version}");
+            assert_eq!(Op::decode(&wire).expect("decode"), op, "version {version}");
         }
         // A version-2 WatchedMulti (variant 3) is still variant 3.
         let watched = OpKind::WatchedMulti { watched: vec![], cmds: vec![] };
@@ -127,6 +127,6 @@ mod tests {
             seed: 0,
             kind: OpKind::JournalUpdate { term: 4, first_commit_ms: 9, cause: Cause::HeartbeatTimeout },
         };
-        assert_eq!(Op::decode(&journal.encode().expect("encode")).unwrap(), journal);
+        assert_eq!(Op::decode(&journal.encode().expect("encode")).expect("decode"), journal);
     }
 }

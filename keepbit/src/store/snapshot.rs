@@ -187,7 +187,7 @@ mod tests {
             elected_ms: 30,
             first_commit_ms: Some(40),
         });
-        let restored = Keyspace::from_snapshot(&ks.to_snapshot().unwrap()).unwrap();
+        let restored = Keyspace::from_snapshot(&ks.to_snapshot().expect("snapshot")).expect("restore");
         assert_eq!(restored, ks);
         assert_eq!(Keyspace::from_snapshot(&[]), Err(SnapshotError::Empty));
         assert!(matches!(Keyspace::from_snapshot(&[SNAPSHOT_VERSION, 200]), Err(SnapshotError::Malformed(_))));
@@ -204,8 +204,10 @@ mod tests {
             dbs: vec![vec![SnapEntry { key: b("k"), value: SnapValue::Str(b("v")), expire_at_ms: None }]],
         };
         let mut old = vec![SNAPSHOT_VERSION_2];
-        old.extend(postcard::to_stdvec(&ImageV2 { image, version_clock: 7, versions: vec![(vec![], 0)] }).unwrap());
-        let restored = Keyspace::from_snapshot(&old).unwrap();
+        old.extend(
+            postcard::to_stdvec(&ImageV2 { image, version_clock: 7, versions: vec![(vec![], 0)] }).expect("encode"),
+        );
+        let restored = Keyspace::from_snapshot(&old).expect("restore");
         assert_eq!(restored.db(0).get(b"k", 0), Some(&Value::Str(b("v"))));
         assert_eq!((restored.version_clock, restored.journal.len()), (7, 0));
     }
