@@ -70,9 +70,16 @@ pub enum OpDecodeError {
 }
 
 impl Op {
-    /// Compact binary form: `[OP_VERSION][postcard(op)]`.
+    /// Compact binary form: `[version][postcard(op)]`. Only the journal kinds need
+    /// version 3; every other op is still written as version 2, which it is byte for
+    /// byte, so a node of the previous version (in a rolling upgrade) applies it and only
+    /// skips the journal entries, which change nothing else.
     pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
-        let mut out = vec![OP_VERSION];
+        let version = match self.kind {
+            OpKind::Journal(_) | OpKind::JournalUpdate { .. } => OP_VERSION,
+            _ => OP_VERSION_2,
+        };
+        let mut out = vec![version];
         out.extend(postcard::to_stdvec(self)?);
         Ok(out)
     }
@@ -101,7 +108,7 @@ mod tests {
             kind: OpKind::Multi(vec![vec![Bytes::from("SET"), Bytes::from("k"), Bytes::from(vec![0u8, 255])]]),
         };
         let wire = op.encode().expect("encode");
-        assert_eq!(wire[0], OP_VERSION);
+        assert_eq!(wire[0], OP_VERSION_2, "ops version 2 can read are written as version 2");
         assert_eq!(Op::decode(&wire).expect("decode"), op);
         assert_eq!(Op::decode(&[]), Err(OpDecodeError::Empty));
         assert_eq!(Op::decode(&[9, 1, 2]), Err(OpDecodeError::Version(9)));
@@ -127,6 +134,8 @@ mod tests {
             seed: 0,
             kind: OpKind::JournalUpdate { term: 4, first_commit_ms: 9, cause: Cause::HeartbeatTimeout },
         };
-        assert_eq!(Op::decode(&journal.encode().expect("encode")).expect("decode"), journal);
+        let wire = journal.encode().expect("encode");
+        assert_eq!(wire[0], OP_VERSION);
+        assert_eq!(Op::decode(&wire).expect("decode"), journal);
     }
 }
