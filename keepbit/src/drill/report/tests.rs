@@ -167,6 +167,15 @@ fn html_has_one_svg_per_round_and_escapes_text() {
     assert!(html.contains("RPUSH k1 v7"));
     assert!(html.contains("term 3 → node 2") && html.contains("term 2 → none"));
     assert!(!html.contains("<script"));
+    assert!(html.contains("journal: crash: connection refused, MTTR 400.0 ms"), "the journal's cause beside the gap");
+    let mut wrong = round("kill-primary", 3, 800.0, Vec::new());
+    wrong.check.journal.push(Violation {
+        key: "journal".into(),
+        detail: "recorded as \"planned switchover\"".into(),
+        events: Vec::new(),
+    });
+    let html = to_html(&[wrong]);
+    assert!(html.contains("Failover journal (1)") && html.contains("verdict fail"), "a wrong cause fails the round");
 }
 
 /// The table has a row per scenario in order of appearance, aligned columns, and
@@ -222,6 +231,10 @@ fn json_counts_events_and_keeps_violations() {
     assert_eq!(first["check"]["lost"]["count"], 1);
     assert_eq!(first["check"]["lost"]["shown"][0]["events"][0]["id"], 7);
     assert_eq!(json.to_string().matches("\"invoke_us\"").count(), 1);
+    assert_eq!(first["availability"]["journal_cause"], "crash: connection refused");
+    assert_eq!(first["availability"]["journal_mttr_ms"], 400.0);
+    assert_eq!(first["check"]["journal"]["count"], 0);
+    assert_eq!(json["scenarios"][0]["journal_mttr_ms"]["p50"], 400.0);
 }
 
 #[test]
