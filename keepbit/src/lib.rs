@@ -27,13 +27,15 @@
 //!   config's PEM files).
 //! - Tools beside the server: [`client`] (a minimal RESP client for the CLI), [`up`]
 //!   (`keepbit up`, a local cluster), [`drill`] (`keepbit drill`: fault injection,
-//!   workload history, linearizability checking, reports).
+//!   workload history, linearizability checking, reports), [`console`] (`keepbit events`
+//!   and `keepbit status`: the failover journal and one screen for an operator).
 
 pub mod atomic_file;
 pub mod client;
 pub mod clock;
 pub mod cmd;
 pub mod config;
+pub mod console;
 pub mod drill;
 pub mod error;
 pub mod glob;

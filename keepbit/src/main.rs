@@ -59,6 +59,45 @@ enum CliCommand {
         #[command(subcommand)]
         action: ClusterAction,
     },
+    /// The failover journal: every leadership change with its cause and timings.
+    Events(EventsArgs),
+    /// One screen for an operator: nodes, roles, health, lag, failovers and MTTR.
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+struct EventsArgs {
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    #[arg(long, default_value_t = 6381)]
+    port: u16,
+    /// Newest records to show.
+    #[arg(long, default_value_t = 10)]
+    count: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// The client password, if the nodes require one (also $KEEPBIT_PASSWORD).
+    #[arg(long)]
+    password: Option<String>,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// The nodes' client addresses, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:6381,127.0.0.1:6382,127.0.0.1:6383")]
+    nodes: Vec<String>,
+    /// Refresh every --interval seconds until interrupted.
+    #[arg(long)]
+    watch: bool,
+    #[arg(long, default_value_t = 2.0)]
+    interval: f64,
+    /// Print JSON instead of the screen.
+    #[arg(long)]
+    json: bool,
+    /// The client password, if the nodes require one (also $KEEPBIT_PASSWORD).
+    #[arg(long)]
+    password: Option<String>,
 }
 
 #[derive(Args)]
@@ -377,6 +416,47 @@ async fn cluster(
     Ok(())
 }
 
+/// The client password from the flag or `$KEEPBIT_PASSWORD`.
+fn client_password(flag: Option<String>) -> Option<String> {
+    flag.or_else(|| std::env::var("KEEPBIT_PASSWORD").ok().filter(|p| !p.is_empty()))
+}
+
+async fn events(a: EventsArgs) -> anyhow::Result<()> {
+    use keepbit::console::events;
+    let addr = format!("{}:{}", a.host, a.port);
+    let password = client_password(a.password);
+    let list =
+        events::fetch(&addr, password.as_deref(), a.count.max(1)).await.with_context(|| format!("asking {addr}"))?;
+    match a.json {
+        true => println!("{}", serde_json::to_string_pretty(&list)?),
+        false => print!("{}", events::render(&list, keepbit::console::unix_ms())),
+    }
+    Ok(())
+}
+
+async fn status(a: StatusArgs) -> anyhow::Result<()> {
+    use keepbit::console::status;
+    if !(a.interval.is_finite() && a.interval >= 0.1) {
+        anyhow::bail!("--interval must be at least 0.1 seconds");
+    }
+    let password = client_password(a.password);
+    loop {
+        let g = status::gather(&a.nodes, password.as_deref()).await;
+        let shown = match a.json {
+            true => serde_json::to_string(&status::to_json(&g))? + "\n",
+            false => status::render(&g),
+        };
+        if !a.watch {
+            print!("{shown}");
+            return Ok(());
+        }
+        // Like watch(1): clear the screen, then draw.
+        print!("\x1b[2J\x1b[H{shown}");
+        std::io::Write::flush(&mut std::io::stdout())?;
+        tokio::time::sleep(std::time::Duration::from_secs_f64(a.interval)).await;
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -402,6 +482,8 @@ fn main() -> anyhow::Result<()> {
             let password = admin_password(flag, admin_password_file)?;
             rt.block_on(cluster(node, password, tls.load()?, action))
         }
+        CliCommand::Events(a) => rt.block_on(events(a)),
+        CliCommand::Status(a) => rt.block_on(status(a)),
         CliCommand::Drill(d) => {
             if !(d.duration.is_finite() && d.duration > 0.0 && d.duration < 3600.0) {
                 anyhow::bail!("--duration must be between 0 and 3600 seconds");

@@ -1,5 +1,6 @@
 //! `keepbit drill` end to end: a CI-sized run of every scenario passes with no lost,
-//! duplicated or phantom write and no linearizability violation; and a deliberately
+//! duplicated or phantom write, no linearizability violation and no wrong cause in the
+//! failover journal; and a deliberately
 //! broken node (acknowledging writes before they commit) is caught losing writes.
 //!
 //! Partition scenarios change nftables rules, so these tests run the drill inside a
@@ -111,6 +112,14 @@ fn every_scenario_passes_on_a_healthy_cluster() {
         assert!(text.contains(&format!("\"{s}\"")), "scenario {s} missing from the report: {out}");
     }
     assert!(out.contains("switchover: skipped, not available"), "{out}");
+    // The failover journal's cause and MTTR sit next to the client-observed gap.
+    let rounds = report["rounds"].as_array().expect("rounds");
+    for r in rounds.iter().filter(|r| r["scenario"] == "kill-primary") {
+        let cause = r["availability"]["journal_cause"].as_str().unwrap_or_default();
+        assert!(cause.starts_with("crash") || cause == "heartbeat timeout", "kill-primary recorded as {cause:?}");
+        assert!(r["availability"]["journal_mttr_ms"].as_f64().is_some_and(|m| m > 0.0), "{r}");
+    }
+    assert!(out.contains("kill-primary #1: journal "), "{out}");
     assert!(dir.join("html").join("index.html").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -189,6 +189,8 @@ fn round(scenario: &str, number: u32, lost: Vec<Violation>) -> Round {
         ok: count(Event::ok),
         failed: count(|e| !e.ok() && !e.unknown()),
         unknown: count(Event::unknown),
+        journal_cause: Some("crash: connection refused".into()),
+        journal_mttr_ms: Some(400.0),
     };
     Round {
         scenario: scenario.into(),
@@ -208,6 +210,7 @@ fn round(scenario: &str, number: u32, lost: Vec<Violation>) -> Round {
             duplicated: Vec::new(),
             phantom: Vec::new(),
             nonlinearizable: Vec::new(),
+            journal: Vec::new(),
             undecided: Vec::new(),
             keys_checked: 5,
         },

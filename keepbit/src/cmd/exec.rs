@@ -47,6 +47,9 @@ pub struct Applied {
 /// and its arity checked here again because the op comes from the log (or a peer): data
 /// this node did not validate itself.
 pub fn apply(ks: &mut Keyspace, op: &Op, fx: &dyn Effects) -> Applied {
+    if let Some(reply) = apply_journal(ks, &op.kind) {
+        return Applied { reply, touched: Vec::new(), db_after: op.db as usize };
+    }
     ks.version_clock += 1;
     let applied = apply_unversioned(ks, op, fx);
     let version = ks.version_clock;
@@ -57,6 +60,25 @@ pub fn apply(ks: &mut Keyspace, op: &Op, fx: &dyn Effects) -> Applied {
         }
     }
     applied
+}
+
+/// Applies a failover journal op, which changes the journal only: not the op time nor
+/// the version clock, so a node that cannot read it (an older version skips it) keeps
+/// the same keyspace, WATCH versions included. `None` for any other op.
+fn apply_journal(ks: &mut Keyspace, kind: &OpKind) -> Option<Reply> {
+    match kind {
+        OpKind::Journal(record) => {
+            ks.journal.record(record.clone());
+            Some(Reply::Ok)
+        }
+        OpKind::JournalUpdate { term, first_commit_ms, cause } => {
+            Some(match ks.journal.complete(*term, *first_commit_ms, cause.clone()) {
+                true => Reply::Ok,
+                false => CmdError::err(format!("no journal record for term {term}")).to_reply(),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Whether every watched key is still at the version its watcher saw.
@@ -75,6 +97,7 @@ fn apply_unversioned(ks: &mut Keyspace, op: &Op, fx: &dyn Effects) -> Applied {
     let reply = match &op.kind {
         OpKind::Cmd(args) => run_one(ks, db, now_ms, op.seed, args, &mut touched, fx),
         OpKind::WatchedMulti { watched, .. } if !unchanged(ks, watched) => Reply::NilArray,
+        OpKind::Journal(_) | OpKind::JournalUpdate { .. } => apply_journal(ks, &op.kind).unwrap_or(Reply::Ok),
         OpKind::Multi(cmds) | OpKind::WatchedMulti { cmds, .. } => {
             let mut replies = Vec::with_capacity(cmds.len());
             for (i, args) in cmds.iter().enumerate() {
@@ -219,6 +242,40 @@ mod tests {
             assert_eq!(a, b, "seed {seed}: keyspaces differ");
             assert!(a.dbs.iter().any(|d| !d.is_empty()), "the workload should leave data");
         }
+    }
+
+    /// Journal ops change the journal only: the op time and version clock stay as a
+    /// node that skips them (an older version) has them.
+    #[test]
+    fn journal_ops_change_only_the_journal() {
+        use crate::store::journal::{Cause, FailoverRecord};
+        let mut ks = Keyspace::new(1);
+        apply(
+            &mut ks,
+            &Op { db: 0, now_ms: 1_000, seed: 0, kind: OpKind::Cmd(vec![b("SET"), b("k"), b("v")]) },
+            &NoEffects,
+        );
+        let before = ks.clone();
+        let record = FailoverRecord {
+            term: 3,
+            old_primary: Some(1),
+            new_primary: 2,
+            cause: Cause::HeartbeatTimeout,
+            last_contact_ms: Some(4_000),
+            detected_ms: Some(4_200),
+            elected_ms: 4_250,
+            first_commit_ms: None,
+        };
+        let at = |kind| Op { db: 0, now_ms: 5_000, seed: 0, kind };
+        assert_eq!(apply(&mut ks, &at(OpKind::Journal(record)), &NoEffects).reply, Reply::Ok);
+        let cause = Cause::Crash("connection refused".into());
+        let update = OpKind::JournalUpdate { term: 3, first_commit_ms: 4_300, cause: cause.clone() };
+        assert_eq!(apply(&mut ks, &at(update), &NoEffects).reply, Reply::Ok);
+        let missing = OpKind::JournalUpdate { term: 9, first_commit_ms: 1, cause: Cause::Restart };
+        assert!(matches!(apply(&mut ks, &at(missing), &NoEffects).reply, Reply::Error(_)));
+        assert_eq!((ks.now_ms, ks.version_clock, &ks.dbs), (before.now_ms, before.version_clock, &before.dbs));
+        let newest = &ks.journal.newest(1)[0];
+        assert_eq!((newest.cause.clone(), newest.mttr_ms()), (cause, Some(300)));
     }
 
     /// An op stamped earlier than one already applied (a primary whose clock is behind)

@@ -31,6 +31,9 @@ pub struct CheckReport {
     pub duplicated: Vec<Violation>,
     pub phantom: Vec<Violation>,
     pub nonlinearizable: Vec<Violation>,
+    /// The failover journal recorded a cause the scenario rules out, or no failover.
+    #[serde(default)]
+    pub journal: Vec<Violation>,
     /// Keys without a verdict: the register search ran out of budget, or the key was not
     /// read back.
     pub undecided: Vec<String>,
@@ -44,7 +47,7 @@ impl CheckReport {
     }
 
     pub fn violations(&self) -> usize {
-        self.lost.len() + self.duplicated.len() + self.phantom.len() + self.nonlinearizable.len()
+        self.lost.len() + self.duplicated.len() + self.phantom.len() + self.nonlinearizable.len() + self.journal.len()
     }
 }
 

@@ -9,9 +9,12 @@
 //! - [`scenario`]: scenarios as data (steps and timings); [`nemesis`] carries them out.
 //! - [`workload`]: concurrent clients that discover the primary as real clients do.
 //! - [`report`]: progress line, summary table, JSON and a self-contained HTML timeline.
+//! - [`journal`]: the failover journal's record of each round: its cause is checked
+//!   against the scenario, its MTTR shown next to the client-observed gap.
 
 pub mod checker;
 pub mod history;
+pub mod journal;
 pub mod linearizability;
 pub mod nemesis;
 pub mod report;
@@ -57,6 +60,12 @@ pub struct Availability {
     pub ok: u64,
     pub failed: u64,
     pub unknown: u64,
+    /// The cause the failover journal recorded for the first leadership change after
+    /// the fault, and that record's MTTR (last contact to first commit).
+    #[serde(default)]
+    pub journal_cause: Option<String>,
+    #[serde(default)]
+    pub journal_mttr_ms: Option<f64>,
 }
 
 /// Everything one round produced.

@@ -11,6 +11,7 @@ use keepbit_resp::Frame;
 
 use super::checker::{self, FinalState};
 use super::history::{Action, Event};
+use super::journal;
 use super::nemesis::{self, LocalCluster, Testbed};
 use super::report;
 use super::scenario::{self, Scenario};
@@ -158,6 +159,7 @@ async fn run_round(
     let addrs = cluster.addrs();
     let keys = Keys { prefix: format!("drill:{}:{}:{round}", o.seed, s.name), lists: 4, registers: 4, counters: 2 };
     let start = Instant::now();
+    let start_unix_ms = crate::console::unix_ms();
     let stop_clients = Arc::new(AtomicBool::new(false));
     let stop_tracker = Arc::new(AtomicBool::new(false));
     let ops = Arc::new(AtomicU64::new(0));
@@ -198,10 +200,37 @@ async fn run_round(
     let leaders = tracker.await.unwrap_or_default();
     let duration_us = start.elapsed().as_micros() as u64;
     let fin = read_back(&addrs, &keys, &events).await?;
-    let check = checker::check(&events, &fin, o.check_budget);
-    let availability = measure(&events, &marks, &leaders);
+    let mut check = checker::check(&events, &fin, o.check_budget);
+    let mut availability = measure(&events, &marks, &leaders);
+    journal_verdict(s, &addrs, start_unix_ms, &marks, &mut availability, &mut check).await;
     progress.set_ops(ops.load(Relaxed), availability.failed, availability.unknown);
     Ok(Round { scenario: s.name.into(), round, duration_us, events, marks, leaders, availability, check })
+}
+
+/// Reads the journal's records since the round's first fault and judges them.
+async fn journal_verdict(
+    s: &Scenario,
+    addrs: &[String],
+    start_unix_ms: u64,
+    marks: &[Mark],
+    a: &mut Availability,
+    check: &mut checker::CheckReport,
+) {
+    let Some(fault) = marks.iter().find(|m| m.kind == "fault") else { return };
+    let since = start_unix_ms + fault.at_us / 1000;
+    let required = journal::expected(s).required;
+    match journal::read(addrs, since, required, Duration::from_secs(10)).await {
+        Ok(records) => {
+            let (cause, mttr, violations) = journal::judge(s, &records);
+            (a.journal_cause, a.journal_mttr_ms) = (cause, mttr);
+            check.journal = violations;
+        }
+        Err(e) => check.journal.push(checker::Violation {
+            key: "journal".into(),
+            detail: format!("could not read the failover journal: {e}"),
+            events: Vec::new(),
+        }),
+    }
 }
 
 /// Reads every key the round used from the primary.
@@ -309,6 +338,7 @@ fn print_violations(rounds: &[Round]) {
             ("duplicated", &r.check.duplicated),
             ("phantom", &r.check.phantom),
             ("not linearizable", &r.check.nonlinearizable),
+            ("failover journal", &r.check.journal),
         ];
         for (what, list) in groups {
             for v in list.iter() {

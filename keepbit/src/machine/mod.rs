@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 use crate::cmd::{self, Command, Effects, ReadCtx, ReadFn, Run, Spec};
 use crate::error::CmdError;
 use crate::reply::Reply;
+use crate::store::journal::FailoverRecord;
 use crate::store::op::Watched;
 use crate::store::{Keyspace, Op, OpKind};
 pub use executor::{Executor, Standalone, Written};
@@ -271,6 +272,11 @@ impl<M: Clone + Default> Machine<M> {
     /// Per-database (keys, keys with an expiry) for INFO keyspace.
     pub fn keyspace_sizes(&self) -> Vec<(usize, usize)> {
         self.lock().ks.dbs.iter().map(|d| (d.len(), d.volatile_len())).collect()
+    }
+
+    /// The failover journal's newest `count` records, newest first.
+    pub fn journal(&self, count: usize) -> Vec<FailoverRecord> {
+        self.lock().ks.journal.newest(count)
     }
 
     /// A copy of the keyspace (tests).

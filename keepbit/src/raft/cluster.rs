@@ -181,6 +181,7 @@ impl Cluster {
                 gate: cluster.vote_gate.clone(),
                 arrivals: cluster.arrivals.clone(),
                 leader_commit: cluster.leader_commit.clone(),
+                observed: cluster.network.observations(),
             },
             auth,
             app::handler(&cluster),

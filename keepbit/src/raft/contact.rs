@@ -1,7 +1,8 @@
 //! `ContactRecorder`: hands peer RPCs to openraft, noting when a leader last reached this
 //! node. A standby names a primary (ROLE, SENTINEL, INFO) only while that primary keeps
 //! reaching it, so a standby cut off together with the old primary does not send clients
-//! there. Votes pass a [`VoteGate`] first.
+//! there. Votes pass a [`VoteGate`] first. A leader's contact also ends this node's
+//! campaign, and a transfer-leader request is noted (both for the failover journal).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use super::cluster::Raft;
 use super::peer::RaftHandle;
 use super::role::LeaderContact;
 use super::types::{Snapshot, TypeConfig, Vote};
+use super::network::Observations;
 use crate::health::phi::PeerArrivals;
 
 pub struct ContactRecorder {
@@ -29,6 +31,8 @@ pub struct ContactRecorder {
     pub arrivals: Arc<PeerArrivals>,
     /// The leader's commit index as its last append carried it (a standby's lag).
     pub leader_commit: Arc<AtomicU64>,
+    /// What the failover journal needs to hear: the leader's contact, transfer requests.
+    pub observed: Arc<Observations>,
 }
 
 /// When this node may grant votes. openraft keeps the leader lease a follower honours
@@ -90,6 +94,7 @@ impl RaftHandle for ContactRecorder {
     fn append(&self, req: AppendEntriesRequest<TypeConfig>) -> Remote<AppendEntriesResponse<TypeConfig>> {
         let (raft, contact) = (self.raft.clone(), self.contact.clone());
         let (arrivals, leader_commit) = (self.arrivals.clone(), self.leader_commit.clone());
+        let observed = self.observed.clone();
         let leader = req.vote.leader_id.node_id;
         let commit = req.leader_commit.as_ref().map_or(0, |l| l.index);
         Box::pin(async move {
@@ -98,6 +103,7 @@ impl RaftHandle for ContactRecorder {
                 *contact.lock().unwrap_or_else(|e| e.into_inner()) = Some((leader, std::time::Instant::now()));
                 arrivals.heartbeat(leader);
                 leader_commit.store(commit, Ordering::Relaxed);
+                observed.leader_heard();
             }
             Ok(resp)
         })
@@ -122,6 +128,7 @@ impl RaftHandle for ContactRecorder {
     }
 
     fn transfer_leader(&self, req: TransferLeaderRequest<TypeConfig>) -> Remote<TransferLeaderResponse<TypeConfig>> {
+        self.observed.transfer_requested();
         RaftHandle::transfer_leader(&self.raft, req)
     }
 }

@@ -9,6 +9,8 @@
 //! - [`membership`]: adding a node (promoted only once caught up) and removing one.
 //! - [`routing`]: client requests by role (propose, forward, refuse; read barriers): the
 //!   cluster's side of `machine::Executor`.
+//! - [`journal`]: the failover journal's writer: classifies a leadership change this node
+//!   won (crash, heartbeat timeout, partition, switchover, restart) and records it.
 //! - [`role`]: the role decision as a pure function, and the loop that follows openraft.
 //! - [`app`]: the application protocol between nodes (forwarded writes, read index …).
 //! - [`contact`]: records when a leader last reached this node; gates votes after a
@@ -26,6 +28,7 @@ pub mod bootstrap;
 pub mod cluster;
 pub mod compaction;
 pub mod contact;
+pub mod journal;
 pub mod log_store;
 pub mod membership;
 pub mod network;

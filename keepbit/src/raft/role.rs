@@ -1,6 +1,7 @@
 //! Who serves what: the role decision as a pure function of what openraft reports
 //! ([`Facts`]), and the thin loop that follows openraft's metrics, publishes the
-//! [`RoleView`] and logs every leadership change.
+//! [`RoleView`] and logs every leadership change; a win starts the failover journal's
+//! record ([`super::journal`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, Weak};
@@ -11,6 +12,7 @@ use openraft::Instant as _;
 use openraft::ServerState;
 
 use super::cluster::Cluster;
+use super::journal::{self, Won};
 use super::types::{Member, NodeId, TypeConfig};
 
 /// Who serves what, as last derived from openraft's metrics.
@@ -149,6 +151,8 @@ pub async fn follow(cluster: Weak<Cluster>) {
     let mut last_leader: Option<NodeId> = None;
     // The last leader named, through gaps without one: a lease blip is no change.
     let mut last_known: Option<NodeId> = None;
+    // The last term this node journaled its own win for (one record per term).
+    let mut journaled_term = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {
         tokio::select! {
@@ -174,6 +178,12 @@ pub async fn follow(cluster: Weak<Cluster>) {
                 last_known = leader_id;
             }
             last_leader = leader_id;
+        }
+        if view.is_primary && view.term > journaled_term {
+            journaled_term = view.term;
+            let campaign = c.network.observations().take_campaign();
+            let won = Won { term: view.term, elected: std::time::Instant::now(), contact, campaign };
+            tokio::spawn(journal::record(cluster.clone(), won));
         }
         c.publish_role(view);
     }

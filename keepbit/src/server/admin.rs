@@ -5,12 +5,14 @@
 mod client;
 mod command;
 mod config;
+mod events;
 mod info;
 mod pubsub;
 
 pub use client::client;
 pub use command::command;
 pub use config::config;
+pub use events::{events, record_reply};
 pub use info::info;
 pub use pubsub::pubsub;
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::ordered::{KeyView, OrderedKey, Probe};
+use super::journal::Journal;
 use super::zset::ZSet;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -257,11 +258,19 @@ pub struct Keyspace {
     /// Ops applied so far: every replica counts the same ops alike, so the count is an
     /// op's version on every node, and WATCH can compare key versions across nodes.
     pub version_clock: u64,
+    /// The failover journal: replicated like the data, but in no database (no key
+    /// reaches it).
+    pub journal: Journal,
 }
 
 impl Keyspace {
     pub fn new(databases: usize) -> Keyspace {
-        Keyspace { dbs: (0..databases.max(1)).map(|_| Db::default()).collect(), now_ms: 0, version_clock: 0 }
+        Keyspace {
+            dbs: (0..databases.max(1)).map(|_| Db::default()).collect(),
+            now_ms: 0,
+            version_clock: 0,
+            journal: Journal::default(),
+        }
     }
 
     pub fn db(&self, i: usize) -> &Db {

@@ -1,6 +1,7 @@
-//! Storage: the keyspace (pure data) and `Op`, the log payload. Nothing here knows the
+//! Storage: the keyspace (pure data), the failover journal, and `Op`, the log payload. Nothing here knows the
 //! command table; `cmd::exec::apply` is the only way the keyspace changes.
 
+pub mod journal;
 pub mod keyspace;
 pub mod op;
 pub mod ordered;

@@ -4,12 +4,15 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::journal::{FailoverRecord, Journal};
 use super::keyspace::{Keyspace, Value};
 use super::zset::ZSet;
 
-pub const SNAPSHOT_VERSION: u8 = 2;
+pub const SNAPSHOT_VERSION: u8 = 3;
 /// Version 1 had no WATCH versions (they restore as 0: every key unchanged since the start).
 const SNAPSHOT_VERSION_1: u8 = 1;
+/// Version 2 had no failover journal (it restores empty).
+const SNAPSHOT_VERSION_2: u8 = 2;
 
 #[derive(Serialize, Deserialize)]
 enum SnapValue {
@@ -40,6 +43,13 @@ struct ImageV2 {
     image: Image,
     version_clock: u64,
     versions: Vec<(Vec<(Bytes, u64)>, u64)>,
+}
+
+/// Version 3: version 2 plus the failover journal, oldest record first.
+#[derive(Serialize, Deserialize)]
+struct ImageV3 {
+    v2: ImageV2,
+    journal: Vec<FailoverRecord>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -96,22 +106,30 @@ impl Keyspace {
         };
         let versions = self.dbs.iter().map(|db| db.versions()).collect();
         let mut out = vec![SNAPSHOT_VERSION];
-        out.extend(postcard::to_stdvec(&ImageV2 { image, version_clock: self.version_clock, versions })?);
+        let v2 = ImageV2 { image, version_clock: self.version_clock, versions };
+        out.extend(postcard::to_stdvec(&ImageV3 { v2, journal: self.journal.to_vec() })?);
         Ok(out)
     }
 
     pub fn from_snapshot(bytes: &[u8]) -> Result<Keyspace, SnapshotError> {
         let malformed = |e: postcard::Error| SnapshotError::Malformed(e.to_string());
-        let v2: ImageV2 = match bytes.split_first() {
+        let v3: ImageV3 = match bytes.split_first() {
             None => return Err(SnapshotError::Empty),
             Some((&SNAPSHOT_VERSION, body)) => postcard::from_bytes(body).map_err(malformed)?,
-            Some((&SNAPSHOT_VERSION_1, body)) => ImageV2 {
-                image: postcard::from_bytes(body).map_err(malformed)?,
-                version_clock: 0,
-                versions: Vec::new(),
+            Some((&SNAPSHOT_VERSION_2, body)) => {
+                ImageV3 { v2: postcard::from_bytes(body).map_err(malformed)?, journal: Vec::new() }
+            }
+            Some((&SNAPSHOT_VERSION_1, body)) => ImageV3 {
+                v2: ImageV2 {
+                    image: postcard::from_bytes(body).map_err(malformed)?,
+                    version_clock: 0,
+                    versions: Vec::new(),
+                },
+                journal: Vec::new(),
             },
             Some((&v, _)) => return Err(SnapshotError::Version(v)),
         };
+        let v2 = v3.v2;
         let image = v2.image;
         let mut ks = Keyspace::new(image.dbs.len());
         ks.now_ms = image.now_ms;
@@ -128,6 +146,7 @@ impl Keyspace {
         for (i, (keys, whole)) in v2.versions.into_iter().enumerate().take(ks.dbs.len()) {
             ks.db_mut(i).restore_versions(keys, whole);
         }
+        ks.journal = Journal::from_vec(v3.journal);
         Ok(ks)
     }
 }
@@ -158,9 +177,38 @@ mod tests {
         db.set(b("z"), Value::ZSet(z));
         ks.db_mut(1).set(b("gone"), Value::Str(b("v")));
         ks.db_mut(1).set_expire(&b("gone"), 1500);
-        let restored = Keyspace::from_snapshot(&ks.to_snapshot().unwrap()).unwrap();
+        ks.journal.record(FailoverRecord {
+            term: 2,
+            old_primary: Some(1),
+            new_primary: 3,
+            cause: crate::store::journal::Cause::Crash("connection refused".into()),
+            last_contact_ms: Some(10),
+            detected_ms: Some(20),
+            elected_ms: 30,
+            first_commit_ms: Some(40),
+        });
+        let restored = Keyspace::from_snapshot(&ks.to_snapshot().expect("snapshot")).expect("restore");
         assert_eq!(restored, ks);
         assert_eq!(Keyspace::from_snapshot(&[]), Err(SnapshotError::Empty));
         assert!(matches!(Keyspace::from_snapshot(&[SNAPSHOT_VERSION, 200]), Err(SnapshotError::Malformed(_))));
+    }
+
+    /// A version-2 snapshot (no journal) still restores, with an empty journal.
+    #[test]
+    fn version_2_snapshots_restore_without_a_journal() {
+        let mut ks = Keyspace::new(1);
+        ks.db_mut(0).set(b("k"), Value::Str(b("v")));
+        ks.version_clock = 7;
+        let image = Image {
+            now_ms: 5,
+            dbs: vec![vec![SnapEntry { key: b("k"), value: SnapValue::Str(b("v")), expire_at_ms: None }]],
+        };
+        let mut old = vec![SNAPSHOT_VERSION_2];
+        old.extend(
+            postcard::to_stdvec(&ImageV2 { image, version_clock: 7, versions: vec![(vec![], 0)] }).expect("encode"),
+        );
+        let restored = Keyspace::from_snapshot(&old).expect("restore");
+        assert_eq!(restored.db(0).get(b"k", 0), Some(&Value::Str(b("v"))));
+        assert_eq!((restored.version_clock, restored.journal.len()), (7, 0));
     }
 }

@@ -183,4 +183,5 @@ pub fn tool_works(program: &str, args: &[&str], needed: &str) -> bool {
 }
 
 pub mod cluster;
+pub mod netns;
 pub mod workload;

@@ -115,7 +115,7 @@ pub(super) fn write_summary_html(out: &mut String, summaries: &[ScenarioSummary]
         write!(out, "<th{class}>{}</th>", escape(name))?;
     }
     writeln!(out, "</tr>")?;
-    let first_violation_column = TABLE_HEADER.len() - 4;
+    let first_violation_column = TABLE_HEADER.len() - 5;
     for summary in summaries {
         write!(out, "<tr>")?;
         for (i, cell) in table_row(summary).iter().enumerate() {
@@ -132,7 +132,9 @@ pub(super) fn write_summary_html(out: &mut String, summaries: &[ScenarioSummary]
     writeln!(
         out,
         "<p class=\"note\">Times in ms. gap: fault to the first acknowledged write after it; \
-         primary: fault to a new primary; detect: fault to the old primary being deposed.</p>"
+         primary: fault to a new primary; detect: fault to the old primary being deposed; \
+         mttr: the failover journal's unavailability window (last contact with the old primary to \
+         the new primary's first commit); journal: rounds whose recorded cause was wrong.</p>"
     )
 }
 
@@ -150,7 +152,7 @@ pub(super) fn write_round_html(out: &mut String, round: &Round) -> fmt::Result {
     writeln!(
         out,
         "<p class=\"avail\">{:.1} s · {} ok, {} failed, {} unknown · {} · detection {} · \
-         new primary {} · write gap {} · {} checked</p>",
+         new primary {} · write gap {} · journal: {}, MTTR {} · {} checked</p>",
         round.duration_us as f64 / 1e6,
         thousands(a.ok),
         thousands(a.failed),
@@ -159,6 +161,8 @@ pub(super) fn write_round_html(out: &mut String, round: &Round) -> fmt::Result {
         ms(a.detection_ms),
         ms(a.new_primary_ms),
         ms(a.write_gap_ms),
+        escape(a.journal_cause.as_deref().unwrap_or("no failover recorded")),
+        ms(a.journal_mttr_ms),
         counted(round.check.keys_checked, "key"),
     )?;
     write_timeline(out, round)?;
@@ -354,11 +358,12 @@ pub(super) fn write_leaders(out: &mut String, frame: &Plot, leaders: &[LeaderCha
 }
 
 pub(super) fn write_check_html(out: &mut String, check: &CheckReport) -> fmt::Result {
-    let kinds: [(&str, &[Violation]); 4] = [
+    let kinds: [(&str, &[Violation]); 5] = [
         ("Lost writes", &check.lost),
         ("Duplicated writes", &check.duplicated),
         ("Phantom writes", &check.phantom),
         ("Nonlinearizable keys", &check.nonlinearizable),
+        ("Failover journal", &check.journal),
     ];
     for (title, violations) in kinds {
         if violations.is_empty() {

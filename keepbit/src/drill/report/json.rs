@@ -67,6 +67,7 @@ pub(super) fn check_json(check: &CheckReport) -> Value {
         "duplicated": violations_json(&check.duplicated),
         "phantom": violations_json(&check.phantom),
         "nonlinearizable": violations_json(&check.nonlinearizable),
+        "journal": violations_json(&check.journal),
     })
 }
 

@@ -45,17 +45,21 @@ pub struct ScenarioSummary {
     pub write_gap_ms: Option<Percentiles>,
     pub new_primary_ms: Option<Percentiles>,
     pub detection_ms: Option<Percentiles>,
+    /// The failover journal's MTTR of each round's first failover.
+    pub journal_mttr_ms: Option<Percentiles>,
     pub lost: usize,
     pub duplicated: usize,
     pub phantom: usize,
     pub nonlinearizable: usize,
+    /// Rounds whose journal recorded a wrong cause (or no failover).
+    pub journal: usize,
     pub undecided: usize,
     pub keys_checked: usize,
 }
 
 impl ScenarioSummary {
     pub fn violations(&self) -> usize {
-        self.lost + self.duplicated + self.phantom + self.nonlinearizable
+        self.lost + self.duplicated + self.phantom + self.nonlinearizable + self.journal
     }
 }
 
@@ -89,10 +93,12 @@ pub(super) fn summarize_scenario(scenario: &str, rounds: &[&Round]) -> ScenarioS
         write_gap_ms: figures(|r| r.availability.write_gap_ms),
         new_primary_ms: figures(|r| r.availability.new_primary_ms),
         detection_ms: figures(|r| r.availability.detection_ms),
+        journal_mttr_ms: figures(|r| r.availability.journal_mttr_ms),
         lost: count(|c| c.lost.len()),
         duplicated: count(|c| c.duplicated.len()),
         phantom: count(|c| c.phantom.len()),
         nonlinearizable: count(|c| c.nonlinearizable.len()),
+        journal: count(|c| c.journal.len()),
         undecided: count(|c| c.undecided.len()),
         keys_checked: count(|c| c.keys_checked),
     }
@@ -110,7 +116,7 @@ pub(super) fn verdict(rounds: &[Round], summaries: &[ScenarioSummary]) -> String
     }
     let sum = |f: fn(&ScenarioSummary) -> usize| summaries.iter().map(f).sum::<usize>();
     let mut line = format!(
-        "{}: {}, {}, {} ({} lost, {} duplicated, {} phantom, {} nonlinearizable), {} checked",
+        "{}: {}, {}, {} ({} lost, {} duplicated, {} phantom, {} nonlinearizable, {} journal), {} checked",
         if passed(rounds) { "PASS" } else { "FAIL" },
         counted(rounds.len(), "round"),
         counted(summaries.len(), "scenario"),
@@ -119,6 +125,7 @@ pub(super) fn verdict(rounds: &[Round], summaries: &[ScenarioSummary]) -> String
         sum(|s| s.duplicated),
         sum(|s| s.phantom),
         sum(|s| s.nonlinearizable),
+        sum(|s| s.journal),
         counted(sum(|s| s.keys_checked), "key"),
     );
     let undecided = sum(|s| s.undecided);
@@ -132,13 +139,37 @@ pub(super) fn verdict(rounds: &[Round], summaries: &[ScenarioSummary]) -> String
     line
 }
 
+/// One line per round that lost its primary: the journal's cause and MTTR next to the
+/// client-observed write gap.
+pub(super) fn journal_lines(rounds: &[Round]) -> String {
+    let mut out = String::new();
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
+    for r in rounds {
+        let a = &r.availability;
+        if a.journal_cause.is_none() && r.check.journal.is_empty() {
+            continue;
+        }
+        let cause = a.journal_cause.as_deref().unwrap_or("no failover recorded");
+        let wrong = if r.check.journal.is_empty() { "" } else { "  WRONG CAUSE" };
+        let _ = writeln!(
+            out,
+            "  {} #{}: journal {cause}, MTTR {}; client write gap {}{wrong}",
+            r.scenario,
+            r.round,
+            ms(a.journal_mttr_ms),
+            ms(a.write_gap_ms)
+        );
+    }
+    out
+}
+
 /// `1 round`, `12,345 keys`.
 pub(super) fn counted(n: usize, noun: &str) -> String {
     let plural = if n == 1 { "" } else { "s" };
     format!("{} {noun}{plural}", thousands(n as u64))
 }
 
-pub(super) const TABLE_HEADER: [&str; 17] = [
+pub(super) const TABLE_HEADER: [&str; 19] = [
     "scenario",
     "rounds",
     "failovers",
@@ -152,13 +183,15 @@ pub(super) const TABLE_HEADER: [&str; 17] = [
     "primary p50",
     "primary p99",
     "detect p50",
+    "mttr p50",
     "lost",
     "dup",
     "phantom",
     "nonlin",
+    "journal",
 ];
 
-pub(super) fn table_row(s: &ScenarioSummary) -> [String; 17] {
+pub(super) fn table_row(s: &ScenarioSummary) -> [String; 19] {
     let ms = |stats: Option<Percentiles>, f: fn(&Percentiles) -> f64| match stats {
         Some(stats) => format!("{:.1}", f(&stats)),
         None => "-".to_string(),
@@ -177,10 +210,12 @@ pub(super) fn table_row(s: &ScenarioSummary) -> [String; 17] {
         ms(s.new_primary_ms, |t| t.p50),
         ms(s.new_primary_ms, |t| t.p99),
         ms(s.detection_ms, |t| t.p50),
+        ms(s.journal_mttr_ms, |t| t.p50),
         s.lost.to_string(),
         s.duplicated.to_string(),
         s.phantom.to_string(),
         s.nonlinearizable.to_string(),
+        s.journal.to_string(),
     ]
 }
 
@@ -188,7 +223,7 @@ pub(super) fn table_row(s: &ScenarioSummary) -> [String; 17] {
 /// milliseconds, ending with the PASS/FAIL line.
 pub fn summary_table(rounds: &[Round]) -> String {
     let summaries = summarize(rounds);
-    let rows: Vec<[String; 17]> = summaries.iter().map(table_row).collect();
+    let rows: Vec<[String; 19]> = summaries.iter().map(table_row).collect();
     let mut widths = TABLE_HEADER.map(|h| h.chars().count());
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -210,8 +245,10 @@ pub fn summary_table(rounds: &[Round]) -> String {
     }
     out.push_str(
         "times in ms: gap = fault to first acknowledged write; \
-         primary = fault to new primary; detect = fault to old primary deposed\n",
+         primary = fault to new primary; detect = fault to old primary deposed; \
+         mttr = the failover journal's window (last contact to first commit)\n",
     );
+    out.push_str(&journal_lines(rounds));
     out.push_str(&verdict(rounds, &summaries));
     out.push('\n');
     out

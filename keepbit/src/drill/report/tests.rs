@@ -35,6 +35,7 @@ fn check(lost: Vec<Violation>) -> CheckReport {
         duplicated: Vec::new(),
         phantom: Vec::new(),
         nonlinearizable: Vec::new(),
+        journal: Vec::new(),
         undecided: Vec::new(),
         keys_checked: 3,
     }
@@ -62,6 +63,8 @@ fn round(scenario: &str, number: u32, gap_ms: f64, lost: Vec<Violation>) -> Roun
             ok: 34,
             failed: 0,
             unknown: 6,
+            journal_cause: Some("crash: connection refused".to_string()),
+            journal_mttr_ms: Some(gap_ms / 2.0),
         },
         check: check(lost),
     }
@@ -164,6 +167,15 @@ fn html_has_one_svg_per_round_and_escapes_text() {
     assert!(html.contains("RPUSH k1 v7"));
     assert!(html.contains("term 3 → node 2") && html.contains("term 2 → none"));
     assert!(!html.contains("<script"));
+    assert!(html.contains("journal: crash: connection refused, MTTR 400.0 ms"), "the journal's cause beside the gap");
+    let mut wrong = round("kill-primary", 3, 800.0, Vec::new());
+    wrong.check.journal.push(Violation {
+        key: "journal".into(),
+        detail: "recorded as \"planned switchover\"".into(),
+        events: Vec::new(),
+    });
+    let html = to_html(&[wrong]);
+    assert!(html.contains("Failover journal (1)") && html.contains("verdict fail"), "a wrong cause fails the round");
 }
 
 /// The table has a row per scenario in order of appearance, aligned columns, and
@@ -177,12 +189,16 @@ fn summary_table_aggregates_per_scenario() {
     ];
     let table = summary_table(&rounds);
     let lines: Vec<&str> = table.lines().collect();
-    assert_eq!(lines.len(), 5, "{table}");
+    assert_eq!(lines.len(), 8, "{table}");
     assert!(lines[0].starts_with("scenario") && lines[0].contains("gap p99"));
     assert!(lines[1].starts_with("kill-primary ") && lines[2].starts_with("partition "));
     let column_end = |line: &str, word: &str| line.find(word).map(|i| i + word.len());
     assert_eq!(column_end(lines[0], "gap min"), column_end(lines[1], "800.0"));
-    assert!(lines[4].starts_with("FAIL: 3 rounds, 2 scenarios, 1 violation (1 lost"), "{}", lines[4]);
+    assert_eq!(
+        lines[4],
+        "  kill-primary #1: journal crash: connection refused, MTTR 400.0 ms; client write gap 800.0 ms"
+    );
+    assert!(lines[7].starts_with("FAIL: 3 rounds, 2 scenarios, 1 violation (1 lost"), "{}", lines[7]);
 
     let summaries = summarize(&rounds);
     assert_eq!(summaries[0].rounds, 2);
@@ -215,6 +231,10 @@ fn json_counts_events_and_keeps_violations() {
     assert_eq!(first["check"]["lost"]["count"], 1);
     assert_eq!(first["check"]["lost"]["shown"][0]["events"][0]["id"], 7);
     assert_eq!(json.to_string().matches("\"invoke_us\"").count(), 1);
+    assert_eq!(first["availability"]["journal_cause"], "crash: connection refused");
+    assert_eq!(first["availability"]["journal_mttr_ms"], 400.0);
+    assert_eq!(first["check"]["journal"]["count"], 0);
+    assert_eq!(json["scenarios"][0]["journal_mttr_ms"]["p50"], 400.0);
 }
 
 #[test]

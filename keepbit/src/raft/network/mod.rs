@@ -5,12 +5,16 @@
 //! Every call has a deadline (openraft's `soft_ttl`, or the caller's), dialing has its own
 //! shorter one, and a connection goes back to the pool only after a clean request/response;
 //! on any error it is dropped. Outgoing connections bind this node's own IP first, so tests
-//! can partition nodes by source address.
+//! can partition nodes by source address. What each call ran into is noted per peer
+//! ([`seen`]) for the failover journal.
+
+mod seen;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -37,6 +41,7 @@ use super::peer::{
 use super::types::{Entry, Member, NodeId, Snapshot, TypeConfig, Vote};
 use crate::health::phi::PeerArrivals;
 use crate::tls::PeerTls;
+pub use seen::{Campaign, Failure as SeenFailure, Observations, PeerSeen, SeenSince};
 
 /// Why a peer call failed. `Timeout` and `ConnectionLost` leave the outcome unknown: the
 /// request may have run.
@@ -130,7 +135,14 @@ pub struct Pools {
     dialer: Arc<dyn Dialer>,
     /// By target address; one entry per peer ever called.
     peers: Mutex<HashMap<String, PeerSlot>>,
+    observed: Arc<Observations>,
 }
+
+/// How far a call got, so a deadline that strikes can be told apart: while dialing (no
+/// TCP connection) or after (connected, no answer).
+const PHASE_WAITING: u8 = 0;
+const PHASE_DIALING: u8 = 1;
+const PHASE_CONNECTED: u8 = 2;
 
 impl Pools {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, PeerSlot>> {
@@ -148,8 +160,16 @@ impl Pools {
     ) -> Result<PeerResponse, PeerError> {
         let deadline = Instant::now() + timeout;
         let timed_out = || PeerError::Timeout { addr: addr.to_owned(), timeout_ms: timeout.as_millis() as u64 };
-        match tokio::time::timeout_at(deadline, self.exchange(from, addr, frame, deadline)).await {
-            Ok(Err(Failure::TimedOut)) | Err(_) => Err(timed_out()),
+        let phase = AtomicU8::new(PHASE_WAITING);
+        match tokio::time::timeout_at(deadline, self.exchange(from, addr, frame, deadline, &phase)).await {
+            Ok(Err(Failure::TimedOut)) | Err(_) => {
+                match phase.load(Ordering::Relaxed) {
+                    PHASE_DIALING => self.observed.note(addr, SeenFailure::Unconnected),
+                    PHASE_CONNECTED => self.observed.note(addr, SeenFailure::Unanswered),
+                    _ => {}
+                }
+                Err(timed_out())
+            }
             Ok(Err(Failure::Peer(e))) => Err(e),
             Ok(Ok(resp)) => Ok(resp),
         }
@@ -161,13 +181,18 @@ impl Pools {
         addr: &str,
         frame: &OutFrame,
         deadline: Instant,
+        phase: &AtomicU8,
     ) -> Result<PeerResponse, Failure> {
         let slots = self.in_flight(addr);
         let _slot = slots.acquire().await.map_err(|_| Failure::TimedOut)?;
         let mut io = match self.take_idle(addr) {
             Some(io) => io,
-            None => self.connect(from, addr, deadline).await?,
+            None => {
+                phase.store(PHASE_DIALING, Ordering::Relaxed);
+                self.connect(from, addr, deadline, phase).await?
+            }
         };
+        phase.store(PHASE_CONNECTED, Ordering::Relaxed);
         let wait = deadline.saturating_duration_since(Instant::now());
         let failed = |e| frame_failure(addr, Phase::Request, e);
         write_parts(&mut io, &frame.parts(), wait).await.map_err(failed)?;
@@ -178,7 +203,13 @@ impl Pools {
     }
 
     /// Dials (within `connect_timeout_ms`) and says hello (within the call's deadline).
-    async fn connect(&self, from: NodeId, addr: &str, deadline: Instant) -> Result<Box<dyn PeerIo>, Failure> {
+    async fn connect(
+        &self,
+        from: NodeId,
+        addr: &str,
+        deadline: Instant,
+        phase: &AtomicU8,
+    ) -> Result<Box<dyn PeerIo>, Failure> {
         let unreachable = |reason| Failure::Peer(PeerError::Unreachable { addr: addr.to_owned(), reason });
         let connect_timeout = ms(self.limits.connect_timeout_ms);
         let connect_by = deadline.min(Instant::now() + connect_timeout);
@@ -188,9 +219,17 @@ impl Pools {
         };
         let mut io = match tokio::time::timeout_at(connect_by, dialing).await {
             Ok(Ok(io)) => io,
-            Ok(Err(e)) => return Err(unreachable(e.to_string())),
-            Err(_) => return Err(unreachable(format!("no connection within {connect_timeout:?}"))),
+            Ok(Err(e)) => {
+                let refused = e.kind() == io::ErrorKind::ConnectionRefused;
+                self.observed.note(addr, if refused { SeenFailure::Refused } else { SeenFailure::Unconnected });
+                return Err(unreachable(e.to_string()));
+            }
+            Err(_) => {
+                self.observed.note(addr, SeenFailure::Unconnected);
+                return Err(unreachable(format!("no connection within {connect_timeout:?}")));
+            }
         };
+        phase.store(PHASE_CONNECTED, Ordering::Relaxed);
         let wait = deadline.saturating_duration_since(Instant::now());
         match handshake::dial(&mut io, &self.auth, from, wait).await {
             Ok(()) => Ok(io),
@@ -347,7 +386,8 @@ impl Network {
     }
 
     pub fn with_dialer(dialer: Arc<dyn Dialer>, auth: PeerAuth, limits: PeerLimits) -> Self {
-        let pools = Pools { auth, limits, dialer, peers: Mutex::new(HashMap::new()) };
+        let observed = Arc::new(Observations::default());
+        let pools = Pools { auth, limits, dialer, peers: Mutex::new(HashMap::new()), observed };
         Network { pools: Arc::new(pools), node_id: 0, arrivals: None }
     }
 
@@ -361,6 +401,11 @@ impl Network {
     pub fn with_node_id(mut self, node_id: NodeId) -> Self {
         self.node_id = node_id;
         self
+    }
+
+    /// What calls to each peer ran into, and this node's campaign (failover journal).
+    pub fn observations(&self) -> Arc<Observations> {
+        self.pools.observed.clone()
     }
 
     /// Sends an opaque application request to the peer at `target_addr` ("ip:port") and
@@ -490,6 +535,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.pools.observed.campaigning();
         match self.rpc(&PeerRequest::Vote(rpc), RPCTypes::Vote, &option).await? {
             PeerResponse::Vote(r) => self.remote(r),
             other => Err(self.unexpected(other, "vote")),
@@ -501,6 +547,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.pools.observed.campaigning();
         match self.rpc(&PeerRequest::PreVote(rpc), RPCTypes::Vote, &option).await? {
             PeerResponse::PreVote(r) => self.remote(r),
             other => Err(self.unexpected(other, "pre-vote")),

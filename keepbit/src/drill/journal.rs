@@ -1,0 +1,148 @@
+//! The failover journal in a drill: after each round, the records written since the
+//! round's first fault are read from the primary (`KEEPBIT EVENTS`), and the first one's
+//! cause and MTTR are reported next to the client-observed gap. A cause the scenario
+//! rules out fails the round (kill-primary must be a crash or heartbeat timeout, never a
+//! planned switchover).
+
+use std::time::{Duration, Instant};
+
+use super::checker::Violation;
+use super::nemesis;
+use super::scenario::{Fault, Scenario, Target};
+use crate::console::events::{self, EventView};
+
+/// How a scenario's first failover must be recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expected {
+    /// The fault deposes the primary, so a record must exist.
+    pub required: bool,
+    /// Cause prefixes allowed; `None`: anything but a planned switchover.
+    pub causes: Option<&'static [&'static str]>,
+}
+
+const CRASH_OR_TIMEOUT: &[&str] = &["crash", "heartbeat timeout"];
+const TIMEOUT: &[&str] = &["heartbeat timeout"];
+const CUT_OFF: &[&str] = &["heartbeat timeout", "partition"];
+const SWITCHOVER: &[&str] = &["planned switchover"];
+
+/// What the scenario's first fault calls for.
+pub fn expected(s: &Scenario) -> Expected {
+    let first = s.steps.iter().map(|st| st.fault).find(|f| !f.is_heal());
+    let (required, causes) = match first {
+        Some(Fault::Kill(Target::Primary)) => (true, Some(CRASH_OR_TIMEOUT)),
+        Some(Fault::Pause(Target::Primary)) => (true, Some(TIMEOUT)),
+        Some(Fault::Isolate(Target::Primary) | Fault::Halves) => (true, Some(CUT_OFF)),
+        // The bridge node may keep (or win) leadership: no failover is certain.
+        Some(Fault::Bridge) => (false, Some(CUT_OFF)),
+        Some(Fault::Switchover) => (true, Some(SWITCHOVER)),
+        _ => (false, None),
+    };
+    Expected { required, causes }
+}
+
+/// The journal's verdict on a round: the first record after the fault (oldest first in
+/// `records`), its cause and MTTR, and a violation if the cause is wrong or missing.
+pub fn judge(s: &Scenario, records: &[EventView]) -> (Option<String>, Option<f64>, Vec<Violation>) {
+    let want = expected(s);
+    let Some(first) = records.first() else {
+        let missing = want.required.then(|| Violation {
+            key: "journal".into(),
+            detail: format!("{}: the primary was lost but the journal recorded no failover", s.name),
+            events: Vec::new(),
+        });
+        return (None, None, missing.into_iter().collect());
+    };
+    let allowed = match want.causes {
+        Some(prefixes) => prefixes.iter().any(|p| first.cause.starts_with(p)),
+        None => first.cause != "planned switchover",
+    };
+    let violation = (!allowed).then(|| Violation {
+        key: "journal".into(),
+        detail: format!(
+            "{}: the journal recorded term {} ({:?} -> {}) as {:?}; expected {}",
+            s.name,
+            first.term,
+            first.old_primary,
+            first.new_primary,
+            first.cause,
+            want.causes.map_or("anything but a planned switchover".into(), |c| c.join(" or "))
+        ),
+        events: Vec::new(),
+    });
+    (Some(first.cause.clone()), first.mttr_ms.map(|m| m as f64), violation.into_iter().collect())
+}
+
+/// Records elected at or after `since_unix_ms`, oldest first, read from the primary once
+/// they are complete (or after `deadline`, as they are). `Err` if none could be read.
+pub async fn read(
+    addrs: &[String],
+    since_unix_ms: u64,
+    required: bool,
+    deadline: Duration,
+) -> Result<Vec<EventView>, String> {
+    let end = Instant::now() + deadline;
+    let mut last = Err("no primary to ask".to_string());
+    loop {
+        if let Some(primary) = nemesis::primary_of(addrs).await {
+            last = events::fetch(&primary, None, 100).await.map_err(|e| format!("{primary}: {e}")).map(|mut list| {
+                list.retain(|e| e.elected_ms >= since_unix_ms);
+                list.reverse();
+                list
+            });
+        }
+        let settled =
+            last.as_ref().is_ok_and(|l| l.iter().all(|e| e.first_commit_ms.is_some()) && (!l.is_empty() || !required));
+        if settled || Instant::now() >= end {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drill::scenario::find;
+
+    fn record(cause: &str, mttr_ms: Option<u64>) -> EventView {
+        EventView {
+            term: 3,
+            old_primary: Some(1),
+            new_primary: 2,
+            cause: cause.into(),
+            mttr_ms,
+            ..EventView::default()
+        }
+    }
+
+    /// (scenario, recorded cause or none, passes)
+    #[test]
+    fn causes_each_scenario_allows() {
+        let cases = [
+            ("kill-primary", Some("crash: connection refused"), true),
+            ("kill-primary", Some("heartbeat timeout"), true),
+            ("kill-primary", Some("planned switchover"), false),
+            ("kill-primary", Some("partition (no quorum)"), false),
+            ("kill-primary", None, false),
+            ("flap", Some("crash: connection refused"), true),
+            ("pause-primary", Some("heartbeat timeout"), true),
+            ("pause-primary", Some("crash: connection refused"), false),
+            ("partition-primary", Some("partition (no quorum)"), true),
+            ("partition-primary", Some("heartbeat timeout"), true),
+            ("partition-halves", Some("planned switchover"), false),
+            ("partition-bridge", None, true),
+            ("kill-standby", None, true),
+            ("kill-majority", Some("restart"), true),
+            ("rolling-restart", Some("crash: connection refused"), true),
+            ("rolling-restart", Some("planned switchover"), false),
+        ];
+        for (name, cause, passes) in cases {
+            let s = find(name).expect("scenario");
+            let records: Vec<EventView> = cause.map(|c| record(c, Some(250))).into_iter().collect();
+            let (shown, mttr, violations) = judge(s, &records);
+            assert_eq!(violations.is_empty(), passes, "{name} with {cause:?}: {violations:?}");
+            assert_eq!(shown.as_deref(), cause, "{name}");
+            assert_eq!(mttr, cause.map(|_| 250.0), "{name}");
+        }
+    }
+}
