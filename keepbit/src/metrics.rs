@@ -198,12 +198,14 @@ impl FsyncProbe {
         window.lock().unwrap_or_else(|e| e.into_inner()).push(at, took.as_secs_f64() * 1000.0);
     }
 
-    /// p99 latency and errors over the last `window_ms`.
-    pub fn sample(&self, window_ms: u64) -> FsyncSample {
+    /// p99 latency, fsyncs of at least `stalled_ms`, and errors over the last `window_ms`.
+    pub fn sample(&self, window_ms: u64, stalled_ms: u64) -> FsyncSample {
         let now = self.start.elapsed().as_millis() as u64;
-        let p99_ms = self.latencies.lock().unwrap_or_else(|e| e.into_inner()).quantile(now, window_ms, 0.99);
+        let latencies = self.latencies.lock().unwrap_or_else(|e| e.into_inner());
+        let p99_ms = latencies.quantile(now, window_ms, 0.99);
+        let stalled = latencies.count_over(now, window_ms, stalled_ms as f64);
         let errors = self.errors.lock().unwrap_or_else(|e| e.into_inner()).count(now, window_ms);
-        FsyncSample { p99_ms, errors }
+        FsyncSample { p99_ms, stalled, errors }
     }
 }
 
@@ -300,14 +302,14 @@ mod tests {
     #[test]
     fn the_fsync_probe_reports_p99_and_errors_in_its_window() {
         let p = FsyncProbe::default();
-        assert_eq!(p.sample(60_000), FsyncSample { p99_ms: None, errors: 0 });
+        assert_eq!(p.sample(60_000, 2_000), FsyncSample { p99_ms: None, stalled: 0, errors: 0 });
         for _ in 0..99 {
             p.record(Duration::from_millis(1), true);
         }
         p.record(Duration::from_millis(500), true);
         p.record(Duration::from_millis(3), false);
-        let s = p.sample(60_000);
-        assert_eq!(s.errors, 1);
+        let s = p.sample(60_000, 400);
+        assert_eq!((s.errors, s.stalled), (1, 1));
         assert!(s.p99_ms.is_some_and(|ms| (ms - 1.0).abs() < 0.01), "{s:?}");
     }
 }

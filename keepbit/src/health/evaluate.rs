@@ -22,8 +22,14 @@ pub struct ReplicationSample {
 pub struct FsyncSample {
     /// None: no fsync in the window.
     pub p99_ms: Option<f64>,
+    /// fsyncs in the window that took at least `fsync_p99_failing_ms`.
+    pub stalled: usize,
     pub errors: usize,
 }
+
+/// Stalled fsyncs in a window before the check fails: one alone may be the whole process
+/// paused (SIGSTOP, a VM hiccup) rather than the disk, and is only degraded.
+pub const FSYNC_STALLS_FAILING: usize = 3;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct DiskSample {
@@ -135,8 +141,10 @@ pub fn fsync(f: &FsyncSample, t: &HealthConfig) -> Check {
         return Check::ok(N, format!("no fsync in {} s", t.window_s));
     };
     let what = format!("p99 {p99:.1} ms over {} s", t.window_s);
-    if p99 >= t.fsync_p99_failing_ms as f64 {
-        Check::failing(N, what)
+    if p99 >= t.fsync_p99_failing_ms as f64 && f.stalled >= FSYNC_STALLS_FAILING {
+        Check::failing(N, format!("{what}, {} over {} ms", f.stalled, t.fsync_p99_failing_ms))
+    } else if p99 >= t.fsync_p99_failing_ms as f64 {
+        Check::degraded(N, format!("{what}, {} over {} ms", f.stalled, t.fsync_p99_failing_ms))
     } else if p99 >= t.fsync_p99_degraded_ms as f64 {
         Check::degraded(N, what)
     } else {

@@ -55,15 +55,16 @@ fn replication_lag_cases() {
 
 #[test]
 fn fsync_cases() {
-    for (case, p99_ms, errors, want) in [
-        ("idle", None, 0, O),
-        ("fast disk", Some(2.0), 0, O),
-        ("slow disk", Some(150.0), 0, D),
-        ("stalled disk", Some(2_500.0), 0, F),
-        ("a write error", Some(1.0), 1, F),
-        ("an error while idle", None, 2, F),
+    for (case, p99_ms, stalled, errors, want) in [
+        ("idle", None, 0, 0, O),
+        ("fast disk", Some(2.0), 0, 0, O),
+        ("slow disk", Some(150.0), 0, 0, D),
+        ("stalled disk", Some(2_500.0), 3, 0, F),
+        ("one stall (the process paused?)", Some(2_500.0), 1, 0, D),
+        ("a write error", Some(1.0), 0, 1, F),
+        ("an error while idle", None, 0, 2, F),
     ] {
-        let c = fsync(&FsyncSample { p99_ms, errors }, &t());
+        let c = fsync(&FsyncSample { p99_ms, stalled, errors }, &t());
         assert_eq!(c.status, want, "{case}: {}", c.reason);
     }
 }
@@ -119,7 +120,7 @@ fn evaluate_runs_the_checks_that_apply_and_overall_is_the_worst() {
     let standby = Samples {
         apply: Some((10, 10)),
         replication: Some(ReplicationSample { entries: 0, seconds: 0.0 }),
-        fsync: Some(FsyncSample { p99_ms: Some(1.0), errors: 0 }),
+        fsync: Some(FsyncSample { p99_ms: Some(1.0), stalled: 0, errors: 0 }),
         disk: Some(DiskSample { free_bytes: 10 << 20, total_bytes: 1 << 40 }),
         peers: Some(PeerSample { is_leader: false, voters: 3, phi: vec![(1, 9.0)] }),
         ..Samples::default()

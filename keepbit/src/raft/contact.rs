@@ -17,10 +17,10 @@ use openraft::raft::{
 };
 
 use super::cluster::Raft;
+use super::network::Observations;
 use super::peer::RaftHandle;
 use super::role::LeaderContact;
 use super::types::{Snapshot, TypeConfig, Vote};
-use super::network::Observations;
 use crate::health::phi::PeerArrivals;
 
 pub struct ContactRecorder {

@@ -165,7 +165,7 @@ impl Sampler {
             s.apply = Some((v.committed, v.last_applied));
             s.replication = self.replication(c, &v);
             s.replication_loop = Some(c.loop_probe.sample(self.window_ms()));
-            s.fsync = c.fsync_probe.as_ref().map(|p| p.sample(self.window_ms()));
+            s.fsync = c.fsync_probe.as_ref().map(|p| p.sample(self.window_ms(), self.cfg.fsync_p99_failing_ms));
             s.peers = Some(self.peers(c, &v));
             let m = &srv.metrics;
             m.term.set(v.term as i64);

@@ -12,11 +12,11 @@ use tokio::sync::Notify;
 
 use super::clients::ClientShared;
 use super::{admin, replication, Server};
-use crate::metrics::family_index;
 use crate::cmd::args::{is, lossy, parse_i64};
 use crate::cmd::{self, flags, Command, Run, SessionCmd};
 use crate::error::CmdError;
 use crate::machine::Watch;
+use crate::metrics::family_index;
 use crate::pubsub::{PushQueue, Subscriber};
 use crate::reply::Reply;
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::ordered::{KeyView, OrderedKey, Probe};
 use super::journal::Journal;
+use super::ordered::{KeyView, OrderedKey, Probe};
 use super::zset::ZSet;
 
 #[derive(Clone, Debug, PartialEq)]

@@ -33,8 +33,8 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::types::{Entry, LogId, TypeConfig, Vote};
 use crate::atomic_file::{remove_temporaries, write_atomic_with};
-use crate::metrics::FsyncProbe;
 pub use crate::config::Fsync;
+use crate::metrics::FsyncProbe;
 
 pub const DEFAULT_SEGMENT_SIZE_BYTES: u64 = 64 * 1024 * 1024;
 const SEGMENT_SIZE_BYTES_MIN: u64 = 4 * 1024;

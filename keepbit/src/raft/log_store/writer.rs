@@ -37,8 +37,17 @@ impl Writer {
         for first in firsts.drain(..covered) {
             remove_if_present(&segment_path(&dir, first))?;
         }
-        let mut writer =
-            Writer { dir, opts, segments: Vec::new(), active: None, meta, meta_dirty: false, fsyncs, failure: None, probe: None };
+        let mut writer = Writer {
+            dir,
+            opts,
+            segments: Vec::new(),
+            active: None,
+            meta,
+            meta_dirty: false,
+            fsyncs,
+            failure: None,
+            probe: None,
+        };
         let mut log = BTreeMap::new();
         for (k, &first) in firsts.iter().enumerate() {
             let path = segment_path(&writer.dir, first);
