@@ -236,6 +236,10 @@ struct ServerArgs {
     /// Log level: error, warn, info, debug, trace.
     #[arg(long)]
     log_level: Option<String>,
+    /// Load and validate the configuration (and read the TLS files it names), print
+    /// `config ok`, and exit without starting: 0 when valid, 1 with the reason otherwise.
+    #[arg(long)]
+    check_config: bool,
     /// Deliberately broken node for testing `keepbit drill`: acknowledge writes before
     /// they commit. Never use it otherwise.
     #[arg(long, hide = true)]
@@ -462,7 +466,13 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         CliCommand::Server(args) => {
+            let check = args.check_config;
             let config = args.into_config()?;
+            if check {
+                Tls::load(&config)?;
+                println!("config ok");
+                return Ok(());
+            }
             rt.block_on(server(config))
         }
         CliCommand::Up { nodes, data_dir, base_port, mode } => {
