@@ -73,8 +73,10 @@ struct Sampler {
     caught_up_at: Instant,
     /// On the primary: when each peer last matched the primary's last log index.
     peer_caught_up: BTreeMap<u64, Instant>,
-    /// Peers whose phi was read last tick.
+    /// Peers watched so far in `watched_term`.
     watched: BTreeSet<u64>,
+    /// The term `watched` was gathered in.
+    watched_term: u64,
     host_memory_bytes: u64,
     data_dir: std::path::PathBuf,
 }
@@ -109,7 +111,10 @@ impl Sampler {
         Some(ReplicationSample { entries, seconds: (now - self.caught_up_at).as_secs_f64() })
     }
 
-    /// Phi of the peers this node should hear from; a peer newly watched starts afresh.
+    /// Phi of the peers this node should hear from. A peer first watched in this term starts
+    /// afresh (a new primary has not been hearing from the other standbys); one watched
+    /// again within the same term does not, so a lease blip cannot make a dead peer look
+    /// alive.
     fn peers(&mut self, c: &Cluster, v: &RoleView) -> PeerSample {
         let voters = v.members.iter().filter(|m| m.2).count();
         let watch: BTreeSet<u64> = match (&v.leader, v.is_primary) {
@@ -117,11 +122,15 @@ impl Sampler {
             (Some((leader, _)), false) => BTreeSet::from([*leader]),
             (None, false) => BTreeSet::new(),
         };
+        if v.term != self.watched_term {
+            self.watched.clear();
+            self.watched_term = v.term;
+        }
         for id in watch.difference(&self.watched) {
             c.arrivals.reset(*id);
         }
         let phi = watch.iter().map(|id| (*id, c.arrivals.phi(*id).unwrap_or(0.0))).collect();
-        self.watched = watch;
+        self.watched.extend(watch);
         PeerSample { is_leader: v.is_primary, voters, phi }
     }
 
@@ -195,6 +204,7 @@ pub fn spawn_sampler(server: &Arc<Server>) {
         caught_up_at: Instant::now(),
         peer_caught_up: BTreeMap::new(),
         watched: BTreeSet::new(),
+        watched_term: 0,
         host_memory_bytes: host_memory_bytes(),
         data_dir: config.data_dir,
     };
