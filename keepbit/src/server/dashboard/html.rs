@@ -94,11 +94,11 @@ fn member_row(out: &mut String, m: &MemberView, max_lag: u64) {
         true => String::new(),
         false => format!(": {}", escape(&m.reasons.join("; "))),
     };
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<tr class=\"member {role}\" data-id=\"{id}\" data-role=\"{role}\" data-health=\"{health}\">\
          <td>{id}{me}</td><td class=\"addr\">{addr}</td><td class=\"role\">{role}</td>\
-         <td class=\"health {health}\"><b>{health}</b>{reasons}</td><td>{bar}</td></tr>\n",
+         <td class=\"health {health}\"><b>{health}</b>{reasons}</td><td>{bar}</td></tr>",
         id = m.id,
         role = escape(&m.role),
         addr = escape(&m.client_addr),

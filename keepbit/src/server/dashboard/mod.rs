@@ -80,7 +80,7 @@ fn peer_health(c: &Cluster, v: &RoleView, id: u64, voter: bool, phi_threshold: f
         Some(phi) if phi > phi_threshold => {
             (Some(Status::Degraded), vec![format!("suspected (phi {phi:.1} > {phi_threshold})")])
         }
-        Some(phi) => (Some(Status::Ok), vec![format!("heard from (phi {phi:.1})")]),
+        Some(phi) => (Some(Status::Ok), vec![format!("phi {phi:.1} (suspected above {phi_threshold})")]),
     }
 }
 
