@@ -2,7 +2,8 @@
 //! three-node cluster, and check that every node's `KEEPBIT EVENTS` shows the same newest
 //! record, with the cause the fault calls for, the old and new primary, timestamps in
 //! order (last contact ≤ detection ≤ elected ≤ first commit) and a plausible MTTR; and
-//! that the journal survives restarts.
+//! that the journal survives restarts; and that the new primary counts the failover in
+//! `/metrics` (`keepbit_failovers_total{cause}` and the duration histogram).
 
 mod support;
 
@@ -144,6 +145,7 @@ fn kill_9_of_the_primary_is_journaled_as_a_crash_and_survives_restarts() {
     let old = c.wait_primary(DEADLINE);
     c.kill(old);
     let r = failover_record(&c, old, first.term, "crash: connection refused");
+    check_failover_metrics(&c, old, &r);
     c.start_node(old);
     assert_eq!(agreed_newest(&c, &c.ids(), first.term), r, "the restarted node has the same newest record");
     for id in c.ids() {
@@ -155,6 +157,29 @@ fn kill_9_of_the_primary_is_journaled_as_a_crash_and_survives_restarts() {
     });
     let newest = agreed_newest(&c, &c.ids(), r.term);
     assert_eq!(newest.cause, "restart", "the whole cluster restarted: {newest:?}");
+}
+
+/// The new primary, which wrote the record, counts the failover once under the cause's
+/// label with its MTTR in the duration histogram; the other survivor counts none (a
+/// failover counts once in the cluster), and the cluster's first election (`restart`)
+/// is no failover.
+fn check_failover_metrics(c: &TestCluster, old: u64, r: &Record) {
+    let new = c.node(r.new_primary);
+    let crash = "keepbit_failovers_total{cause=\"crash\"}";
+    support::wait_for("the new primary to count the failover in /metrics", DEADLINE, || {
+        new.metric(crash) == Some(1.0)
+    });
+    let (_, text) = new.http("/metrics").expect("metrics");
+    assert!(!text.contains("keepbit_failovers_total{cause=\"restart\"}"), "{text}");
+    assert_eq!(new.metric("keepbit_failover_duration_seconds_count"), Some(1.0), "{text}");
+    let sum = new.metric("keepbit_failover_duration_seconds_sum").expect("sum");
+    let mttr_s = r.mttr_ms.expect("mttr") as f64 / 1000.0;
+    assert!((sum - mttr_s).abs() < 1e-6, "histogram sum {sum} is the record's MTTR {mttr_s}");
+    for other in c.ids().into_iter().filter(|&id| id != old && id != r.new_primary) {
+        let n = c.node(other);
+        assert_eq!(n.metric(crash), None, "node {other} did not write the record");
+        assert_eq!(n.metric("keepbit_failover_duration_seconds_count"), Some(0.0));
+    }
 }
 
 /// A SIGSTOPped primary is journaled as a heartbeat timeout: it still accepts connections

@@ -144,7 +144,7 @@ pub async fn record(cluster: Weak<Cluster>, won: Won) {
         first_commit_ms: None,
     };
     tracing::info!("failover journal: term {} primary {:?} -> {} ({})", won.term, old_primary, c.id, record.cause);
-    if !c.journal_op(OpKind::Journal(record)).await {
+    if !c.journal_op(OpKind::Journal(record.clone())).await {
         return;
     }
     let first_commit_ms = unix_ms();
@@ -159,7 +159,23 @@ pub async fn record(cluster: Weak<Cluster>, won: Won) {
         let Some(again) = cluster.upgrade() else { return };
         c = again;
     };
-    c.journal_op(OpKind::JournalUpdate { term: won.term, first_commit_ms, cause }).await;
+    let completed = FailoverRecord { first_commit_ms: Some(first_commit_ms), cause: cause.clone(), ..record };
+    if c.journal_op(OpKind::JournalUpdate { term: won.term, first_commit_ms, cause }).await {
+        count_failover(&c, &completed);
+    }
+}
+
+/// Counts a completed record in this node's metrics (only the node that wrote it does,
+/// so a failover counts once in the cluster): every cause but `restart`, with its MTTR.
+fn count_failover(c: &Cluster, completed: &FailoverRecord) {
+    if !completed.cause.is_failover() {
+        return;
+    }
+    let Some(mttr_ms) = completed.mttr_ms() else {
+        tracing::warn!("failover of term {} has no MTTR; not counted", completed.term);
+        return;
+    };
+    c.metrics.failover(completed.cause.label(), mttr_ms as f64 / 1000.0);
 }
 
 #[cfg(test)]

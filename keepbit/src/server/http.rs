@@ -7,6 +7,7 @@
 //!   `option httpchk GET /primary`); 503 elsewhere.
 //! - `GET /replica[?lag=N]`: 200 on a standby following a primary, within N entries.
 //! - `GET /metrics`: Prometheus / OpenMetrics text.
+//! - `GET /`: the live dashboard (HTML, [`super::dashboard`]).
 //!
 //! Other methods get 405, other paths 404, a bad `lag` 400. Connections are bounded in
 //! number and must send their headers within a few seconds.
@@ -25,6 +26,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use super::dashboard;
 use super::health::role_name;
 use super::Server;
 use crate::health::{json_escape, Status};
@@ -37,6 +39,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 
 const JSON: &str = "application/json";
+const HTML: &str = "text/html; charset=utf-8";
 const METRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Serves the admin endpoints on `listener` for as long as the server lives.
@@ -121,7 +124,8 @@ pub fn route(srv: &Server, method: &Method, path: &str, query: Option<&str>) -> 
         }
         "/replica" => replica(srv, role, query),
         "/metrics" => respond(StatusCode::OK, METRICS, srv.metrics.encode()),
-        _ => error(StatusCode::NOT_FOUND, "no such endpoint: try /health, /ready, /primary, /replica, /metrics"),
+        "/" => respond(StatusCode::OK, HTML, dashboard::html::render(&dashboard::gather(srv))),
+        _ => error(StatusCode::NOT_FOUND, "no such endpoint: try /, /health, /ready, /primary, /replica, /metrics"),
     }
 }
 

@@ -8,11 +8,13 @@
 //!   replication, WAIT, SENTINEL, KEEPBIT CLUSTER.
 //! - [`clients`]: what the server can see of connected clients; [`stats`]: counters.
 //! - [`health`]: the health sampler and its report; [`http`]: the admin HTTP port
-//!   (`/health`, `/ready`, `/primary`, `/replica`, `/metrics`).
+//!   (`/health`, `/ready`, `/primary`, `/replica`, `/metrics`); [`dashboard`]: the live
+//!   dashboard it serves at `/`.
 
 pub mod admin;
 pub mod clients;
 mod conn;
+pub mod dashboard;
 pub mod health;
 pub mod http;
 mod replication;

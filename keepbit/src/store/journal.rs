@@ -48,6 +48,27 @@ impl fmt::Display for Cause {
     }
 }
 
+impl Cause {
+    /// The `cause` label of `keepbit_failovers_total`: the kind alone, so a crash's or a
+    /// check's detail never makes a new series.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Cause::Crash(_) => "crash",
+            Cause::HeartbeatTimeout => "heartbeat_timeout",
+            Cause::PartitionNoQuorum => "partition",
+            Cause::PlannedSwitchover => "planned_switchover",
+            Cause::Proactive(_) => "proactive",
+            Cause::Restart => "restart",
+        }
+    }
+
+    /// Whether this change is a failover: every cause but `restart` (the first leader
+    /// after a cluster start is no lost primary).
+    pub fn is_failover(&self) -> bool {
+        *self != Cause::Restart
+    }
+}
+
 /// One leadership change. Times are the new primary's wall clock, in Unix milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailoverRecord {
@@ -200,6 +221,18 @@ mod tests {
                 "restart"
             ]
         );
+        let labels: Vec<&str> = [
+            Cause::Crash("connection refused".into()),
+            Cause::HeartbeatTimeout,
+            Cause::PartitionNoQuorum,
+            Cause::Proactive("disk full".into()),
+            Cause::Restart,
+        ]
+        .iter()
+        .map(Cause::label)
+        .collect();
+        assert_eq!(labels, ["crash", "heartbeat_timeout", "partition", "proactive", "restart"]);
+        assert!(!Cause::Restart.is_failover() && Cause::PlannedSwitchover.is_failover());
         let r = FailoverRecord { last_contact_ms: None, first_commit_ms: Some(1400), ..rec(3) };
         assert_eq!(r.mttr_ms(), Some(200), "without a last contact, MTTR counts from the detection");
     }

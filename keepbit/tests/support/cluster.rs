@@ -63,6 +63,13 @@ impl ClusterNode {
         super::http_get(&self.admin_addr(), path)
     }
 
+    /// A sample of `/metrics`: the value on the line that starts with `series `; `None`
+    /// when the node does not answer or has no such series.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let (_, body) = self.http("/metrics")?;
+        body.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }

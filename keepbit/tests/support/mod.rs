@@ -182,6 +182,7 @@ pub fn tool_works(program: &str, args: &[&str], needed: &str) -> bool {
     ok
 }
 
+pub mod chromium;
 pub mod cluster;
 pub mod netns;
 pub mod workload;
