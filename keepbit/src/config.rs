@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::faults::FaultsConfig;
 pub use crate::health::HealthConfig;
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -65,6 +66,8 @@ pub struct Config {
     pub health: HealthConfig,
     /// Replication; absent for a standalone node.
     pub cluster: Option<ClusterConfig>,
+    /// Test-only fault injection (`faults::check_guard` decides whether it may start).
+    pub faults: FaultsConfig,
 }
 
 /// How a cluster node serves clients.
@@ -315,6 +318,7 @@ impl Default for Config {
             admin_bind: None,
             health: HealthConfig::default(),
             cluster: None,
+            faults: FaultsConfig::default(),
         }
     }
 }
@@ -376,6 +380,9 @@ impl Config {
         }
         if let Some((field, message)) = self.health.problem() {
             return invalid(field, message);
+        }
+        if let Some((field, message)) = self.faults.problem() {
+            return Err(ConfigError::Invalid { field, message });
         }
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log_level.as_str()) {
             return invalid("log_level", "must be one of error, warn, info, debug, trace");

@@ -23,7 +23,7 @@
 //!   check), [`glob`] (Redis glob patterns), [`secret`] (constant-time secret
 //!   comparison), [`atomic_file`] (crash-safe file replacement for snapshots and the
 //!   log's metadata), [`health`] (pure health checks and the phi-accrual detector),
-//!   [`metrics`] (the Prometheus registry), [`tls`] (rustls set-up for the client and peer ports from the
+//!   [`metrics`] (the Prometheus registry), [`faults`] (test-only fault injection switches), [`tls`] (rustls set-up for the client and peer ports from the
 //!   config's PEM files).
 //! - Tools beside the server: [`client`] (a minimal RESP client for the CLI), [`up`]
 //!   (`keepbit up`, a local cluster), [`drill`] (`keepbit drill`: fault injection,
@@ -38,6 +38,7 @@ pub mod config;
 pub mod console;
 pub mod drill;
 pub mod error;
+pub mod faults;
 pub mod glob;
 pub mod health;
 pub mod machine;

@@ -282,6 +282,8 @@ impl ServerArgs {
             cluster.unsafe_ack_before_commit = self.unsafe_ack_before_commit;
         }
         c.validate()?;
+        let guard = std::env::var(keepbit::faults::ENV_GUARD).ok();
+        keepbit::faults::check_guard(&c.faults, guard.as_deref())?;
         Ok(c)
     }
 }
@@ -297,6 +299,11 @@ fn init_logging(level: &str) {
 
 async fn server(config: Config) -> anyhow::Result<()> {
     init_logging(&config.log_level);
+    if config.faults.enable {
+        // `into_config` refused the section unless the environment allows it.
+        keepbit::faults::global().arm(&config.faults)?;
+        tracing::warn!(faults = ?config.faults.settings(), "fault injection is ON (test only: KEEPBIT FAULT SET | CLEAR)");
+    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let tls = Tls::load(&config)?;

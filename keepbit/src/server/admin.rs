@@ -6,6 +6,7 @@ mod client;
 mod command;
 mod config;
 mod events;
+mod fault;
 mod info;
 mod pubsub;
 
@@ -13,6 +14,7 @@ pub use client::client;
 pub use command::command;
 pub use config::config;
 pub use events::{events, record_reply};
+pub use fault::{fault, spawn_stalls};
 pub use info::info;
 pub use pubsub::pubsub;
 
@@ -38,7 +40,7 @@ pub fn valid_client_name(name: &[u8]) -> Result<String> {
 /// one of them.
 pub fn admin_only(args: &[Bytes]) -> Option<String> {
     const GATED: &[(&str, &[&str])] =
-        &[("config", &["set", "resetstat", "rewrite"]), ("client", &["kill"]), ("keepbit", &["cluster"])];
+        &[("config", &["set", "resetstat", "rewrite"]), ("client", &["kill"]), ("keepbit", &["cluster", "fault"])];
     let (name, sub) = (args.first()?, args.get(1)?);
     let (cmd, subs) = GATED.iter().find(|(cmd, _)| is(name, cmd))?;
     let sub = lossy(sub).to_lowercase();

@@ -220,6 +220,9 @@ pub async fn run(
     spawn_memory_sampler(&server, Duration::from_millis(100));
     spawn_demotion_watch(&server);
     health::spawn_sampler(&server);
+    if crate::faults::global().armed() {
+        admin::spawn_stalls();
+    }
     tokio::pin!(shutdown);
     let rejections = Arc::new(tokio::sync::Semaphore::new(REJECTIONS_IN_FLIGHT_MAX));
     loop {

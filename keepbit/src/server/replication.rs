@@ -237,13 +237,17 @@ pub async fn sentinel(srv: &Server, a: &[Bytes]) -> Result<Reply> {
 
 /// `KEEPBIT HEALTH` (each check with its reason),
 /// `KEEPBIT CLUSTER STATUS | ADD <id> <peer-addr> <client-addr> | REMOVE <id>`, and
-/// `KEEPBIT EVENTS [COUNT n]` (the failover journal, `admin::events`).
+/// `KEEPBIT EVENTS [COUNT n]` (the failover journal, `admin::events`), and the test-only
+/// `KEEPBIT FAULT SET <name> <value> | CLEAR` (`admin::fault`).
 pub async fn keepbit_admin(srv: &Server, a: &[Bytes]) -> Result<Reply> {
     if a.len() == 2 && is(&a[1], "health") {
         return Ok(Reply::Verbatim(srv.health.lock().unwrap_or_else(|e| e.into_inner()).text()));
     }
     if a.len() >= 2 && is(&a[1], "events") {
         return super::admin::events(srv, a);
+    }
+    if a.len() >= 2 && is(&a[1], "fault") {
+        return super::admin::fault(&a[2..]);
     }
     if !(a.len() >= 3 && is(&a[1], "cluster")) {
         return Err(CmdError::Syntax);

@@ -222,6 +222,7 @@ impl Writer {
         }
         let segment = self.segments.last_mut().ok_or_else(no_active_segment)?;
         let file = self.active.as_mut().ok_or_else(no_active_segment)?;
+        crate::faults::global().before_append(buf.len())?;
         file.seek(SeekFrom::Start(segment.end_offset))?;
         file.write_all(buf)?;
         segment.end_offset += buf.len() as u64;
@@ -347,6 +348,7 @@ impl Writer {
     /// Syncs whatever the policy.
     pub(super) fn forced_sync(&self, sync: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
         let started = std::time::Instant::now();
+        crate::faults::global().before_fsync()?;
         sync()?;
         if let Some(probe) = &self.probe {
             probe.record(started.elapsed(), true);
