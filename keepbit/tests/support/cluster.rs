@@ -92,6 +92,8 @@ pub struct TestCluster {
     top: Vec<String>,
     /// (node, MiB): that node's Raft directory is a private tmpfs of that size.
     small_disk: Option<(u64, u64)>,
+    /// Environment variables every node starts with.
+    env: Vec<(String, String)>,
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -133,6 +135,8 @@ pub struct ClusterOptions<'a> {
     /// Extra top-level lines (before [cluster]), one entry per node in order; a node
     /// without an entry gets none.
     pub top: Vec<String>,
+    /// Environment variables every node starts with (`KEEPBIT_FAULTS=1`).
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl Default for ClusterOptions<'_> {
@@ -144,6 +148,7 @@ impl Default for ClusterOptions<'_> {
             extra: "",
             small_disk: None,
             top: Vec::new(),
+            env: &[],
         }
     }
 }
@@ -188,6 +193,7 @@ impl TestCluster {
             extra: o.extra.to_string(),
             top: o.top,
             small_disk: o.small_disk,
+            env: o.env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         for i in 0..o.nodes {
             let ip = o.ips.get(i).cloned().unwrap_or_else(|| "127.0.0.1".into());
@@ -292,6 +298,7 @@ impl TestCluster {
             _ => Command::new(exe),
         };
         let child = cmd
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .args(["server", "--config"])
             .arg(&n.config)
             .stdout(Stdio::null())
