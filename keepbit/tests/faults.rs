@@ -162,3 +162,46 @@ fn without_the_guard_faults_are_refused() {
         assert!(!err.to_string().contains("disabled"), "checked admin first: {err}");
     }
 }
+
+/// `disk_full_after_bytes` on the primary: once its appends pass the limit the node stops
+/// as on a real full disk (non-zero exit, `No space left on device`), and the survivors
+/// elect a primary that holds every acknowledged write.
+#[test]
+fn an_injected_full_disk_stops_the_primary_and_loses_no_acknowledged_write() {
+    let mut c = TestCluster::start(ClusterOptions { env: GUARD, top: top(3, "enable = true"), ..Default::default() });
+    let p = c.wait_settled(ELECTION);
+    fault(&c, p, &["SET", "disk_full_after_bytes", "20000"]).expect("set");
+    let value = vec![b'v'; 1000];
+    let mut acked = Vec::new();
+    let end = Instant::now() + ELECTION;
+    let status = loop {
+        if let Some((id, status)) = c.exited().into_iter().next() {
+            assert_eq!(id, p, "only the primary may stop");
+            break status;
+        }
+        assert!(Instant::now() < end, "node {p} kept running with a full disk; log:\n{}", c.log(p));
+        let key = format!("fill:{}", acked.len());
+        let written = c.conn(p).and_then(|mut con| redis::cmd("SET").arg(&key).arg(&value).query::<()>(&mut con));
+        if written.is_ok() {
+            acked.push(key);
+        }
+    };
+    assert!(!status.success(), "node {p} exited with {status}");
+    let log = c.log(p);
+    assert!(
+        log.contains("replication stopped for good") && log.contains("No space left on device (injected fault"),
+        "no clear log line:\n{log}"
+    );
+    assert!(
+        (5..=25).contains(&acked.len()),
+        "{} writes of 1000 bytes acknowledged under a 20000-byte limit",
+        acked.len()
+    );
+    let q = c.wait_primary(ELECTION);
+    assert_ne!(q, p);
+    let mut con = c.conn(q).expect("connect");
+    for key in &acked {
+        let len: usize = redis::cmd("STRLEN").arg(key).query(&mut con).expect("STRLEN");
+        assert_eq!(len, value.len(), "acknowledged write {key} lost");
+    }
+}
