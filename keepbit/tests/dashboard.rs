@@ -43,7 +43,8 @@ fn assert_shows_the_failover(c: &TestCluster, dom: &str, old: u64, new: u64, vie
     let label = format!("{CRASH} · MTTR ");
     assert!(dom.contains(&label) && dom.contains(&format!(" · {old} → {new}</text>")), "the mark's label:\n{dom}");
     let row = format!("<td class=\"cause\">{CRASH}</td><td>");
-    let mttr = dom.split(&row).nth(1).and_then(|rest| rest.split(" ms</td>").next()).and_then(|ms| ms.parse::<u64>().ok());
+    let mttr =
+        dom.split(&row).nth(1).and_then(|rest| rest.split(" ms</td>").next()).and_then(|ms| ms.parse::<u64>().ok());
     assert!(mttr.is_some_and(|ms| ms > 0 && ms < 10_000), "the record's MTTR in the table: {mttr:?}\n{dom}");
     assert!(dom.contains("<circle class=\"mark restart\""), "the cluster's first election too:\n{dom}");
 }

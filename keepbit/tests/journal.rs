@@ -166,9 +166,7 @@ fn kill_9_of_the_primary_is_journaled_as_a_crash_and_survives_restarts() {
 fn check_failover_metrics(c: &TestCluster, old: u64, r: &Record) {
     let new = c.node(r.new_primary);
     let crash = "keepbit_failovers_total{cause=\"crash\"}";
-    support::wait_for("the new primary to count the failover in /metrics", DEADLINE, || {
-        new.metric(crash) == Some(1.0)
-    });
+    support::wait_for("the new primary to count the failover in /metrics", DEADLINE, || new.metric(crash) == Some(1.0));
     let (_, text) = new.http("/metrics").expect("metrics");
     assert!(!text.contains("keepbit_failovers_total{cause=\"restart\"}"), "{text}");
     assert_eq!(new.metric("keepbit_failover_duration_seconds_count"), Some(1.0), "{text}");

@@ -465,7 +465,10 @@ impl Drop for TestCluster {
     fn drop(&mut self) {
         for n in &mut self.nodes {
             if let Some(mut c) = n.child.take() {
-                let _ = Command::new("kill").args(["-CONT", &c.id().to_string()]).status();
+                // Only a process not yet reaped still owns its PID: never signal a reused one.
+                if matches!(c.try_wait(), Ok(None)) {
+                    let _ = Command::new("kill").args(["-CONT", &c.id().to_string()]).status();
+                }
                 let _ = c.kill();
                 let _ = c.wait();
             }
