@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::addr::host_port;
 pub use crate::faults::FaultsConfig;
 pub use crate::health::HealthConfig;
 
@@ -108,9 +109,10 @@ pub enum ReadConsistency {
 #[serde(deny_unknown_fields)]
 pub struct PeerConfig {
     pub id: u64,
-    /// Peer (Raft) address, `ip:port`.
+    /// Peer (Raft) address, `host:port`: an IP (IPv6 in brackets) or a DNS name, resolved
+    /// at each connection.
     pub addr: String,
-    /// Client address, `ip:port`.
+    /// Client address, `host:port`, reported to clients as given (ROLE, Sentinel).
     pub client_addr: String,
 }
 
@@ -235,11 +237,12 @@ impl ClusterConfig {
         let mut addrs = std::collections::BTreeSet::new();
         for p in &self.peers {
             for (field, addr) in [("cluster.peers.addr", &p.addr), ("cluster.peers.client_addr", &p.client_addr)] {
-                let Ok(sock) = addr.parse::<std::net::SocketAddr>() else {
-                    return invalid(field, format!("{addr:?} is not an ip:port address"));
-                };
+                let normalized = host_port(addr).map_err(|why| ConfigError::Invalid {
+                    field,
+                    message: format!("{addr:?} is not a host:port address: {why}"),
+                })?;
                 // Two members on one address would each get the other's messages.
-                if !addrs.insert(sock) {
+                if !addrs.insert(normalized) {
                     return invalid(field, format!("{addr} is used twice"));
                 }
             }
@@ -480,6 +483,17 @@ mod tests {
         peers[1].client_addr = peers[0].addr.clone();
         assert!(shared.validate().is_err());
         assert!(toml::from_str::<Config>("[cluster]\nmode = \"both\"").is_err());
+        // Names are accepted; two spellings of one name are one address.
+        let mut named = c.clone();
+        let peers = &mut named.cluster.as_mut().unwrap().peers;
+        peers[0].addr = "Keepbit-0.peers.local.:7001".into();
+        peers[1].addr = "[::1]:7001".into();
+        named.validate().expect("names and bracketed IPv6 are valid");
+        named.cluster.as_mut().unwrap().peers[1].addr = "keepbit-0.peers.local:7001".into();
+        assert!(named.validate().is_err_and(|e| e.to_string().contains("used twice")));
+        named.cluster.as_mut().unwrap().peers[1].addr = "keepbit_1:7001".into();
+        let err = named.validate().expect_err("an underscore is refused").to_string();
+        assert!(err.contains("cluster.peers.addr") && err.contains("is not a host:port address"), "{err}");
     }
 
     /// The admin port is off unless set; its bind defaults to the client bind; health

@@ -17,7 +17,8 @@
 //! - [`store`]: pure data: the keyspace, sorted sets, snapshots, and `Op` (the
 //!   deterministic, versioned log payload).
 //! - [`pubsub`]: channel and pattern subscriptions, bounded per-subscriber queues.
-//! - Leaves: [`config`] (parsed and validated once), [`error`] (typed errors and the one
+//! - Leaves: [`config`] (parsed and validated once), [`addr`] (the `host:port` check of
+//!   member addresses), [`error`] (typed errors and the one
 //!   mapping to RESP replies), [`reply`] (`Reply`, protocol-independent answers),
 //!   [`clock`] (injected wall-clock time), [`memory`] (used memory and the maxmemory
 //!   check), [`glob`] (Redis glob patterns), [`secret`] (constant-time secret
@@ -30,6 +31,7 @@
 //!   workload history, linearizability checking, reports), [`console`] (`keepbit events`
 //!   and `keepbit status`: the failover journal and one screen for an operator).
 
+pub mod addr;
 pub mod atomic_file;
 pub mod client;
 pub mod clock;

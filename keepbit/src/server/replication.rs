@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::Server;
 use crate::cmd::args::{is, lossy, parse_i64};
+use crate::config::host_port;
 use crate::error::CmdError;
 use crate::raft::role::RoleView;
 use crate::raft::types::Member;
@@ -16,9 +17,14 @@ use crate::reply::Reply;
 
 type Result<T> = std::result::Result<T, CmdError>;
 
+/// A member's client address as (host, port) for ROLE, INFO and Sentinel replies: a name
+/// as given, an IPv6 address without its brackets (as Redis reports it).
 fn split_addr(addr: &str) -> (String, i64) {
     match addr.rsplit_once(':') {
-        Some((ip, port)) => (ip.to_string(), port.parse().unwrap_or(0)),
+        Some((host, port)) => {
+            let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+            (host.to_string(), port.parse().unwrap_or(0))
+        }
         None => (addr.to_string(), 0),
     }
 }
@@ -264,9 +270,8 @@ pub async fn keepbit_admin(srv: &Server, a: &[Bytes]) -> Result<Reply> {
                 .filter(|&i| i > 0)
                 .ok_or_else(|| CmdError::err("node id must be a positive integer"))? as u64;
             for x in [addr, client_addr] {
-                lossy(x)
-                    .parse::<std::net::SocketAddr>()
-                    .map_err(|_| CmdError::err(format!("'{}' is not an ip:port address", lossy(x))))?;
+                host_port(&lossy(x))
+                    .map_err(|why| CmdError::err(format!("'{}' is not a host:port address: {why}", lossy(x))))?;
             }
             Ok(match c.add_node(id, Member::new(lossy(addr), lossy(client_addr))).await {
                 Ok(()) => Reply::Ok,
@@ -311,4 +316,20 @@ pub fn status_text(me: u64, v: &RoleView) -> String {
         let _ = writeln!(out, "  {id} {role} peer={} clients={}{lag}", m.addr, m.client_addr);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn client_addresses_split_into_host_and_port() {
+        for (addr, host, port) in [
+            ("127.0.0.1:6379", "127.0.0.1", 6379),
+            ("[::1]:6380", "::1", 6380),
+            ("[fe80::1:2]:7000", "fe80::1:2", 7000),
+            ("keepbit-0.keepbit-peers.ns.svc.cluster.local:6379", "keepbit-0.keepbit-peers.ns.svc.cluster.local", 6379),
+            ("localhost:1", "localhost", 1),
+        ] {
+            assert_eq!(super::split_addr(addr), (host.to_string(), port), "{addr}");
+        }
+    }
 }
