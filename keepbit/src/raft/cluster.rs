@@ -4,7 +4,7 @@
 //! Routing of client requests by role is in [`super::routing`], the role decision in
 //! [`super::role`], the peer application protocol in [`super::app`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
@@ -111,6 +111,33 @@ fn raft_config(cc: &ClusterConfig) -> anyhow::Result<openraft::Config> {
     .validate()?)
 }
 
+/// This node's dialing source IP and where its peer listener may bind, from its own
+/// `addr`. An IP literal binds exactly there and dials from that IP (so a firewall rule
+/// on it cuts the node off), as ever. A DNS name, whose address may change (a re-created
+/// pod), binds every interface on its port: `[::]` first (dual-stack on Linux, so IPv4
+/// peers connect too), `0.0.0.0` where IPv6 is unavailable; and dials from whatever
+/// source the kernel picks (an unspecified own IP binds nothing).
+fn peer_listen(addr: &str) -> anyhow::Result<(IpAddr, Vec<SocketAddr>)> {
+    if let Ok(sock) = addr.parse::<SocketAddr>() {
+        return Ok((sock.ip(), vec![sock]));
+    }
+    let (_, port) = crate::config::host_port(addr).map_err(|why| anyhow::anyhow!("peer address {addr:?}: {why}"))?;
+    let any = [IpAddr::V6(Ipv6Addr::UNSPECIFIED), IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
+    Ok((Ipv4Addr::UNSPECIFIED.into(), any.into_iter().map(|ip| SocketAddr::new(ip, port)).collect()))
+}
+
+/// A listener on the first of `addrs` that can be bound; the last error if none can.
+async fn bind_first(addrs: &[SocketAddr]) -> anyhow::Result<tokio::net::TcpListener> {
+    let mut last = None;
+    for addr in addrs {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(anyhow::anyhow!("cannot bind the peer port on {addr}: {e}")),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no peer address to bind")))
+}
+
 impl Cluster {
     /// Starts replication for `machine`: opens storage, binds the peer port (speaking
     /// `tls` when given), forms the cluster on first start, and begins following leadership.
@@ -123,7 +150,7 @@ impl Cluster {
     ) -> anyhow::Result<Arc<Cluster>> {
         let cc = config.cluster.clone().ok_or_else(|| anyhow::anyhow!("no [cluster] section"))?;
         let me = cc.me().cloned().ok_or_else(|| anyhow::anyhow!("node {} is not in cluster.peers", cc.node_id))?;
-        let peer_addr: SocketAddr = me.addr.parse()?;
+        let (own_ip, listen) = peer_listen(&me.addr)?;
         let dir = config.data_dir.join("raft");
         let probe = Some(Arc::new(FsyncProbe::new(metrics.fsync_seconds.clone())));
         let log_opts = LogOptions { fsync: cc.fsync, ..LogOptions::default() };
@@ -140,13 +167,13 @@ impl Cluster {
         // Every member must apply ops alike: what must match is checked in each handshake.
         let auth = PeerAuth { secret: cc.secret.clone(), params: format!("databases={}", config.databases) };
         let arrivals = Arc::new(PeerArrivals::new(cc.heartbeat_ms as f64));
-        let network = Network::with_tls(peer_addr.ip(), tls.clone(), auth.clone(), limits.clone())
+        let network = Network::with_tls(own_ip, tls.clone(), auth.clone(), limits.clone())
             .with_node_id(cc.node_id)
             .with_arrivals(arrivals.clone());
         let raft = Raft::new(cc.node_id, Arc::new(raft_config(&cc)?), network.clone(), log, sm).await?;
         tokio::spawn(compaction::run(raft.clone(), log_sizes, applied_bytes, compaction::Policy::of(&cc)));
-        let listener = tokio::net::TcpListener::bind(peer_addr).await?;
-        tracing::info!("node {} peer port {peer_addr}", cc.node_id);
+        let listener = bind_first(&listen).await?;
+        tracing::info!("node {} peer port {} ({})", cc.node_id, listener.local_addr()?, me.addr);
         let cluster = Arc::new(Cluster {
             raft: raft.clone(),
             id: cc.node_id,
