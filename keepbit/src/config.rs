@@ -485,13 +485,13 @@ mod tests {
         assert!(toml::from_str::<Config>("[cluster]\nmode = \"both\"").is_err());
         // Names are accepted; two spellings of one name are one address.
         let mut named = c.clone();
-        let peers = &mut named.cluster.as_mut().unwrap().peers;
+        let peers = &mut named.cluster.as_mut().expect("cluster").peers;
         peers[0].addr = "Keepbit-0.peers.local.:7001".into();
         peers[1].addr = "[::1]:7001".into();
         named.validate().expect("names and bracketed IPv6 are valid");
-        named.cluster.as_mut().unwrap().peers[1].addr = "keepbit-0.peers.local:7001".into();
+        named.cluster.as_mut().expect("cluster").peers[1].addr = "keepbit-0.peers.local:7001".into();
         assert!(named.validate().is_err_and(|e| e.to_string().contains("used twice")));
-        named.cluster.as_mut().unwrap().peers[1].addr = "keepbit_1:7001".into();
+        named.cluster.as_mut().expect("cluster").peers[1].addr = "keepbit_1:7001".into();
         let err = named.validate().expect_err("an underscore is refused").to_string();
         assert!(err.contains("cluster.peers.addr") && err.contains("is not a host:port address"), "{err}");
     }

@@ -181,9 +181,9 @@ enum ClusterAction {
     /// Add a node: it joins as a learner, catches up, then becomes a voter.
     Add {
         id: u64,
-        /// Its peer address, ip:port.
+        /// Its peer address, host:port (an IP, IPv6 in brackets, or a DNS name).
         addr: String,
-        /// Its client address, ip:port.
+        /// Its client address, host:port.
         #[arg(long)]
         client_addr: String,
     },
