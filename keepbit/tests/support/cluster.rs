@@ -23,6 +23,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct ClusterNode {
     pub id: u64,
     pub ip: String,
+    /// What the peer list calls this node (its `addr` and `client_addr` hosts): its ip,
+    /// or a DNS name resolving to it.
+    pub host: String,
     pub client_port: u16,
     pub peer_port: u16,
     /// The admin HTTP port (`admin_port`), on every test node.
@@ -36,12 +39,13 @@ pub struct ClusterNode {
 }
 
 impl ClusterNode {
+    /// The client address as the peer list gives it (and Sentinel reports it).
     pub fn client_addr(&self) -> String {
-        format!("{}:{}", self.ip, self.client_port)
+        format!("{}:{}", self.host, self.client_port)
     }
 
     pub fn peer_addr(&self) -> String {
-        format!("{}:{}", self.ip, self.peer_port)
+        format!("{}:{}", self.host, self.peer_port)
     }
 
     pub fn url(&self) -> String {
@@ -126,6 +130,9 @@ pub struct ClusterOptions<'a> {
     pub nodes: usize,
     /// One address per node; defaults to 127.0.0.1 for all.
     pub ips: Vec<String>,
+    /// A DNS name per node (resolving to its ip) that the peer list uses instead of the
+    /// ip; a node without an entry is listed by ip.
+    pub hosts: Vec<String>,
     pub mode: &'a str,
     /// Extra lines for the [cluster] section.
     pub extra: &'a str,
@@ -144,6 +151,7 @@ impl Default for ClusterOptions<'_> {
         ClusterOptions {
             nodes: 3,
             ips: Vec::new(),
+            hosts: Vec::new(),
             mode: "active-passive",
             extra: "",
             small_disk: None,
@@ -197,7 +205,10 @@ impl TestCluster {
         };
         for i in 0..o.nodes {
             let ip = o.ips.get(i).cloned().unwrap_or_else(|| "127.0.0.1".into());
-            c.new_node(ip);
+            let id = c.new_node(ip);
+            if let Some(host) = o.hosts.get(i) {
+                c.nodes[id as usize - 1].host = host.clone();
+            }
         }
         let peers: Vec<String> = c.nodes.iter().map(ClusterNode::peer_line).collect();
         for i in 0..c.nodes.len() {
@@ -216,6 +227,7 @@ impl TestCluster {
         std::fs::create_dir_all(&node_dir).expect("mkdir");
         self.nodes.push(ClusterNode {
             id,
+            host: ip.clone(),
             ip,
             client_port,
             peer_port,
