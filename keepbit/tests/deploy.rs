@@ -178,42 +178,24 @@ fn port(container: &serde_json::Value, name: &str) -> u64 {
     p["containerPort"].as_u64().expect("containerPort")
 }
 
-/// The pod IP the test gives pod `ordinal` (text only: nothing connects to it). Pod 2 is
-/// IPv6, so the rendered addresses must bracket it.
-fn pod_ip(ordinal: usize) -> String {
-    match ordinal {
-        2 => "fd00:10::12".to_string(),
-        _ => format!("10.244.{ordinal}.10"),
-    }
+/// The stable DNS name of pod `ordinal` in the test's namespace.
+fn pod_name(ordinal: usize) -> String {
+    format!("keepbit-{ordinal}.keepbit-peers.{NAMESPACE}.svc.cluster.local")
 }
 
 /// Runs the ConfigMap's render.sh for `pod` with the init container's own environment
-/// (downward-API and Secret values filled in, `overrides` on top), `getent` answering
-/// for the names in `dns`, and the keepbit just built on PATH. (exit ok, output, config).
-fn render(
-    docs: &[serde_json::Value],
-    pod: &str,
-    dns: &[(String, String)],
-    overrides: &[(&str, &str)],
-) -> (bool, String, String) {
+/// (downward-API and Secret values filled in, `overrides` on top) and the keepbit just
+/// built on PATH; nothing is resolved. (exit ok, output, config).
+fn render(docs: &[serde_json::Value], pod: &str, overrides: &[(&str, &str)]) -> (bool, String, String) {
     let scratch = Scratch::new("render");
     let bin = scratch.0.join("bin");
     std::fs::create_dir_all(&bin).expect("bin dir");
-    let mut getent = String::from("#!/bin/sh\n[ \"$1\" = hosts ] || exit 2\ncase \"$2\" in\n");
-    for (name, ip) in dns {
-        getent.push_str(&format!("  {name}) echo \"{ip}       $2\" ;;\n"));
-    }
-    getent.push_str("  *) exit 2 ;;\nesac\n");
-    std::fs::write(bin.join("getent"), getent).expect("write getent");
-    let executable = std::os::unix::fs::PermissionsExt::from_mode(0o755);
-    std::fs::set_permissions(bin.join("getent"), executable).expect("chmod getent");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_keepbit"), bin.join("keepbit")).expect("link keepbit");
     let script = scratch.0.join("render.sh");
     let source = object(docs, "ConfigMap")["data"]["render.sh"].as_str().expect("the ConfigMap has render.sh");
     std::fs::write(&script, source).expect("write render.sh");
     let secret = object(docs, "Secret");
     let init = at(object(docs, "StatefulSet"), "spec.template.spec.initContainers.0");
-    let ordinal: usize = pod.rsplit('-').next().and_then(|o| o.parse().ok()).unwrap_or(0);
     let out_path = scratch.0.join("node.toml");
     let mut cmd = Command::new("sh");
     cmd.arg(&script).env_clear().env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
@@ -224,7 +206,6 @@ fn render(
             (Some(v), _) => v.to_string(),
             (None, Some("metadata.name")) => pod.to_string(),
             (None, Some("metadata.namespace")) => NAMESPACE.to_string(),
-            (None, Some("status.podIP")) => pod_ip(ordinal),
             (None, Some(other)) => panic!("unexpected fieldRef {other}"),
             (None, None) => {
                 assert_eq!(str_at(e, "valueFrom.secretKeyRef.name"), str_at(secret, "metadata.name"));
@@ -302,9 +283,9 @@ fn the_kubernetes_manifest_has_the_objects_and_probes_it_claims() {
 }
 
 /// render.sh, run as the init container would for pods 0..2 (its env from the manifest),
-/// finds its peers by their stable names and writes a node.toml that Keepbit accepts
-/// (`--check-config`, run by the script and again here): node_id = ordinal + 1, every
-/// pod at its IP (IPv6 bracketed), ports and data dir matching the container's, secrets
+/// writes a node.toml that Keepbit accepts (`--check-config`, run by the script and again
+/// here): node_id = ordinal + 1, every pod by its stable DNS name (never an IP, so a
+/// re-created pod is found again), ports and data dir matching the container's, secrets
 /// from the Secret.
 #[test]
 fn each_pods_rendered_config_is_valid_and_names_its_peers() {
@@ -323,15 +304,9 @@ fn each_pods_rendered_config_is_valid_and_names_its_peers() {
     assert_eq!(command[..3], ["keepbit", "server", "--config"]);
     assert_eq!(Path::new(command[3]), mount_of("config").join("node.toml"), "the config the init container wrote");
     let secret = object(&docs, "Secret");
-    let hostport = |ip: &str, port: u64| match ip.contains(':') {
-        true => format!("[{ip}]:{port}"),
-        false => format!("{ip}:{port}"),
-    };
-    let dns: Vec<(String, String)> =
-        (0..3).map(|i| (format!("keepbit-{i}.keepbit-peers.{NAMESPACE}.svc.cluster.local"), pod_ip(i))).collect();
     for ordinal in 0..3 {
         let pod = format!("keepbit-{ordinal}");
-        let (ok, output, rendered) = render(&docs, &pod, &dns, &[]);
+        let (ok, output, rendered) = render(&docs, &pod, &[]);
         assert!(ok && output.contains("config ok"), "render.sh for {pod}: {output}");
         let scratch = Scratch::new("rendered");
         let path = scratch.0.join("node.toml");
@@ -349,30 +324,36 @@ fn each_pods_rendered_config_is_valid_and_names_its_peers() {
         let peers: Vec<(u64, &str, &str)> =
             cluster.peers.iter().map(|p| (p.id, p.addr.as_str(), p.client_addr.as_str())).collect();
         let expected: Vec<(u64, String, String)> = (0..3)
-            .map(|i| (i as u64 + 1, hostport(&pod_ip(i), port(c, "peer")), hostport(&pod_ip(i), port(c, "client"))))
+            .map(|i| {
+                (
+                    i as u64 + 1,
+                    format!("{}:{}", pod_name(i), port(c, "peer")),
+                    format!("{}:{}", pod_name(i), port(c, "client")),
+                )
+            })
             .collect();
         let expected: Vec<(u64, &str, &str)> = expected.iter().map(|(i, a, c)| (*i, a.as_str(), c.as_str())).collect();
         assert_eq!(peers, expected, "{pod}'s peers");
     }
 }
 
-/// render.sh writes no config that would form a wrong cluster: a peer whose name does
-/// not resolve in time, a pod name without an ordinal, or a secret that would break the
-/// TOML each stop it with a reason.
+/// render.sh writes no config that would form a wrong cluster: a cluster domain that is
+/// no DNS name (Keepbit's check refuses the peers' addresses, and the config is not put
+/// in place), a pod name without an ordinal, or a secret that would break the TOML each
+/// stop it with a reason.
 #[test]
-fn rendering_refuses_a_missing_peer_a_nameless_pod_and_a_quoted_secret() {
+fn rendering_refuses_a_bad_domain_a_nameless_pod_and_a_quoted_secret() {
     if !has_yaml() {
         return;
     }
     let docs = manifest();
-    let dns: Vec<(String, String)> =
-        (0..2).map(|i| (format!("keepbit-{i}.keepbit-peers.{NAMESPACE}.svc.cluster.local"), pod_ip(i))).collect();
-    let (ok, output, rendered) = render(&docs, "keepbit-0", &dns, &[("RESOLVE_TIMEOUT_S", "1")]);
-    assert!(!ok && output.contains("keepbit-2.keepbit-peers") && output.contains("did not resolve"), "{output}");
+    let (ok, output, rendered) = render(&docs, "keepbit-0", &[("CLUSTER_DOMAIN", "cluster_local")]);
+    let why = "is not a host:port address";
+    assert!(!ok && output.contains("cluster.peers.addr") && output.contains(why) && output.contains("'_'"), "{output}");
     assert!(rendered.is_empty(), "no config written: {rendered}");
-    let (ok, output, _) = render(&docs, "keepbit", &dns, &[]);
+    let (ok, output, _) = render(&docs, "keepbit", &[]);
     assert!(!ok && output.contains("no ordinal"), "{output}");
-    let (ok, output, rendered) = render(&docs, "keepbit-0", &dns, &[("KEEPBIT_SECRET", "a\"b")]);
+    let (ok, output, rendered) = render(&docs, "keepbit-0", &[("KEEPBIT_SECRET", "a\"b")]);
     assert!(!ok && output.contains("secrets must be"), "{output}");
     assert!(rendered.is_empty());
 }
