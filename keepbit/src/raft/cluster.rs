@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use super::app::{self, AppRequest, AppResponse};
 use super::compaction;
 use super::contact::{ContactRecorder, VoteGate};
+use super::crash::CrashProbe;
 use super::log_store::{LogOptions, LogStore};
 use super::network::{Network, PeerLimits};
 use super::peer;
@@ -128,6 +129,7 @@ impl Cluster {
                 raft: raft.clone(),
                 contact: cluster.leader_contact.clone(),
                 gate: cluster.vote_gate.clone(),
+                crash: Arc::new(CrashProbe::new(cc.node_id, peer_addr.ip(), cc.heartbeat_ms)),
             },
             auth,
             app::handler(&cluster),

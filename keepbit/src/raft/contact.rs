@@ -16,14 +16,16 @@ use openraft::raft::{
 };
 
 use super::cluster::Raft;
+use super::crash::CrashProbe;
 use super::peer::RaftHandle;
 use super::role::LeaderContact;
-use super::types::{Snapshot, TypeConfig, Vote};
+use super::types::{NodeId, Snapshot, TypeConfig, Vote};
 
 pub struct ContactRecorder {
     pub raft: Raft,
     pub contact: LeaderContact,
     pub gate: Arc<VoteGate>,
+    pub crash: Arc<CrashProbe>,
 }
 
 /// When this node may grant votes. openraft keeps the leader lease a follower honours
@@ -114,6 +116,11 @@ impl RaftHandle for ContactRecorder {
 
     fn transfer_leader(&self, req: TransferLeaderRequest<TypeConfig>) -> Remote<TransferLeaderResponse<TypeConfig>> {
         RaftHandle::transfer_leader(&self.raft, req)
+    }
+
+    fn connection_closed(&self, from: NodeId) {
+        let (raft, crash) = (self.raft.clone(), self.crash.clone());
+        tokio::spawn(async move { crash.connection_closed(raft, from).await });
     }
 }
 

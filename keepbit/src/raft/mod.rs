@@ -13,6 +13,8 @@
 //! - [`app`]: the application protocol between nodes (forwarded writes, read index …).
 //! - [`contact`]: records when a leader last reached this node; gates votes after a
 //!   restart (the quiet period) and after an empty-disk start.
+//! - [`crash`]: a leader whose connection closed and whose port refuses a reconnect has
+//!   crashed: elect at once instead of waiting for the election timeout.
 //! - [`compaction`]: snapshots by entries or bytes, staggered per node; the log kept behind
 //!   a snapshot bounded in entries and bytes.
 //! - [`state_machine`]: applies committed entries to the `Machine`; snapshots.
@@ -26,6 +28,7 @@ pub mod bootstrap;
 pub mod cluster;
 pub mod compaction;
 pub mod contact;
+pub mod crash;
 pub mod log_store;
 pub mod membership;
 pub mod network;

@@ -1,0 +1,208 @@
+//! Crash detection in milliseconds. A crashed process is told apart from a slow or cut-off
+//! one by the kernel: its peer connections are reset and a reconnect is refused, where a
+//! paused or partitioned leader keeps its connections and lets a dial hang. When the
+//! leader's connection to this voter closes and an immediate dial to its peer port is
+//! refused, this node starts an election at once instead of waiting for the election
+//! timeout. The decision is [`verdict`] (pure data); [`CrashProbe`] carries it out.
+//!
+//! The election is openraft's own, started through its leadership-transfer entry point
+//! (`handle_transfer_leader` naming this node), which is what lets the other voters grant
+//! their vote before the dead leader's lease runs out on their clocks. A leader that is
+//! alive never refuses a dial, so it is never deposed this way; pre-vote stays on for
+//! every other election.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::raft::TransferLeaderRequest;
+use openraft::ServerState;
+use tokio::net::TcpSocket;
+
+use super::cluster::Raft;
+use super::types::NodeId;
+
+/// What an immediate dial to the lost leader's peer port got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dial {
+    /// The kernel refused it: nothing listens there, the process is gone.
+    Refused,
+    /// Something accepted it: the leader is alive (it only closed a connection).
+    Answered,
+    /// No answer in time, or another error: a partition, a paused host; the normal path.
+    NoAnswer,
+}
+
+/// What this node knows when a peer connection into it closes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LostContact {
+    pub me: NodeId,
+    /// The node whose connection closed.
+    pub from: NodeId,
+    /// The leader this node follows (openraft's `current_leader`).
+    pub leader: Option<NodeId>,
+    pub is_leader: bool,
+    /// Voter ids of the current membership.
+    pub voters: Vec<NodeId>,
+}
+
+/// Whether a closed connection is worth a probe: it came from the leader this voter
+/// follows.
+pub fn worth_probing(l: &LostContact) -> bool {
+    !l.is_leader && l.from != l.me && l.leader == Some(l.from) && l.voters.contains(&l.me)
+}
+
+/// When to start an election after a probe, if at all: only on a refusal. The surviving
+/// voters take turns in id order, `stagger` apart, so they do not split the vote: the
+/// first starts at once, the next only if no leader has appeared by its turn.
+pub fn verdict(l: &LostContact, dial: Dial, stagger: Duration) -> Option<Duration> {
+    if !worth_probing(l) || dial != Dial::Refused {
+        return None;
+    }
+    let mut survivors: Vec<NodeId> = l.voters.iter().copied().filter(|&v| v != l.from).collect();
+    survivors.sort_unstable();
+    let rank = survivors.iter().position(|&v| v == l.me)?;
+    Some(stagger * rank as u32)
+}
+
+/// How long the probe waits for the kernel's answer; a refusal takes one round trip.
+const DIAL_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// Dials `addr` from `own_ip` once and reports how it went.
+pub async fn dial(own_ip: IpAddr, addr: SocketAddr) -> Dial {
+    let attempt = async {
+        let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        if own_ip.is_ipv4() == addr.is_ipv4() && !own_ip.is_unspecified() {
+            socket.bind(SocketAddr::new(own_ip, 0))?;
+        }
+        socket.connect(addr).await
+    };
+    match tokio::time::timeout(DIAL_TIMEOUT, attempt).await {
+        Ok(Ok(_)) => Dial::Answered,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Dial::Refused,
+        _ => Dial::NoAnswer,
+    }
+}
+
+/// Carries out [`verdict`] for this node.
+pub struct CrashProbe {
+    pub me: NodeId,
+    pub own_ip: IpAddr,
+    /// The gap between surviving voters' turns (two heartbeats).
+    pub stagger: Duration,
+    /// The (leader, term) already found crashed, so its other connections closing do not
+    /// start more probes.
+    handled: Mutex<Option<(NodeId, u64)>>,
+}
+
+impl CrashProbe {
+    pub fn new(me: NodeId, own_ip: IpAddr, heartbeat_ms: u64) -> CrashProbe {
+        CrashProbe { me, own_ip, stagger: Duration::from_millis(heartbeat_ms * 2), handled: Mutex::new(None) }
+    }
+
+    fn lost_contact(&self, raft: &Raft, from: NodeId) -> (LostContact, u64, Option<String>) {
+        let m = raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership();
+        let addr = membership.get_node(&from).map(|n| n.addr.clone());
+        let facts = LostContact {
+            me: self.me,
+            from,
+            leader: m.current_leader,
+            is_leader: m.state == ServerState::Leader,
+            voters: membership.voter_ids().collect(),
+        };
+        (facts, m.current_term, addr)
+    }
+
+    /// A peer connection from `from` closed: if `from` is the leader and its port now
+    /// refuses connections, start an election (after this node's turn).
+    pub async fn connection_closed(&self, raft: Raft, from: NodeId) {
+        let (facts, term, addr) = self.lost_contact(&raft, from);
+        let Some(addr) = addr.and_then(|a| a.parse::<SocketAddr>().ok()).filter(|_| worth_probing(&facts)) else {
+            return;
+        };
+        {
+            let mut handled = self.handled.lock().unwrap_or_else(|e| e.into_inner());
+            if *handled == Some((from, term)) {
+                return;
+            }
+            *handled = Some((from, term));
+        }
+        let result = dial(self.own_ip, addr).await;
+        let Some(delay) = verdict(&facts, result, self.stagger) else {
+            *self.handled.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            return;
+        };
+        tracing::warn!("leader {from} crashed (connection closed, reconnect refused); election in {delay:?}");
+        tokio::time::sleep(delay).await;
+        let m = raft.metrics().borrow_watched().clone();
+        if m.current_leader != Some(from) || m.current_term != term || m.state == ServerState::Leader {
+            return;
+        }
+        // Naming this node in a transfer from the dead leader's vote makes openraft campaign
+        // at once with a vote request the other voters grant despite the lease.
+        let req = TransferLeaderRequest::new(m.vote.clone(), self.me, None);
+        if let Err(e) = raft.handle_transfer_leader(req).await {
+            tracing::warn!("cannot start an election after leader {from} crashed: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn follower(me: NodeId) -> LostContact {
+        LostContact { me, from: 1, leader: Some(1), is_leader: false, voters: vec![1, 2, 3] }
+    }
+
+    /// (case, facts, dial, election after)
+    #[test]
+    fn crash_verdicts() {
+        let stagger = Duration::from_millis(40);
+        let learner = LostContact { me: 4, ..follower(2) };
+        let cases: Vec<(&str, LostContact, Dial, Option<u64>)> = vec![
+            (
+                "leader's connection closed and its port refuses: first survivor at once",
+                follower(2),
+                Dial::Refused,
+                Some(0),
+            ),
+            ("the second survivor waits its turn", follower(3), Dial::Refused, Some(40)),
+            ("leader answers the dial: alive, it only closed a connection", follower(2), Dial::Answered, None),
+            ("no answer (partition, paused host): the normal timeout path", follower(2), Dial::NoAnswer, None),
+            (
+                "a standby's connection closed, not the leader's",
+                LostContact { from: 3, ..follower(2) },
+                Dial::Refused,
+                None,
+            ),
+            ("no leader known", LostContact { leader: None, ..follower(2) }, Dial::Refused, None),
+            (
+                "this node is the leader",
+                LostContact { is_leader: true, leader: Some(2), from: 2, ..follower(2) },
+                Dial::Refused,
+                None,
+            ),
+            ("a learner never campaigns", learner, Dial::Refused, None),
+        ];
+        for (case, facts, d, want) in cases {
+            assert_eq!(verdict(&facts, d, stagger), want.map(Duration::from_millis), "{case}");
+        }
+    }
+
+    /// A dial to a port nobody listens on is refused; to a listening one, answered.
+    #[tokio::test]
+    async fn dial_tells_a_closed_port_from_a_listening_one() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let open = listener.local_addr().expect("addr");
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr")
+        };
+        let ip: IpAddr = "127.0.0.1".parse().expect("ip");
+        assert_eq!(dial(ip, open).await, Dial::Answered);
+        assert_eq!(dial(ip, closed).await, Dial::Refused);
+    }
+}
