@@ -59,6 +59,27 @@ enum CliCommand {
         #[command(subcommand)]
         action: ClusterAction,
     },
+    /// Planned switchover: hand the primary role to a caught-up standby (Redis's FAILOVER),
+    /// through any node.
+    Failover {
+        /// A node's client address (the command runs on the primary it names).
+        #[arg(long, default_value = "127.0.0.1:6381")]
+        node: String,
+        /// Hand over to this node id (once it has caught up); default: any caught-up voter.
+        #[arg(long)]
+        to: Option<u64>,
+        /// Give up (writes resume on the old primary) if no standby caught up in time.
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// The admin user's password (also read from $KEEPBIT_ADMIN_PASSWORD).
+        #[arg(long)]
+        admin_password: Option<String>,
+        /// Read the admin password from this file (`keepbit up` writes one).
+        #[arg(long, conflicts_with = "admin_password")]
+        admin_password_file: Option<PathBuf>,
+        #[command(flatten)]
+        tls: ClientTlsArgs,
+    },
 }
 
 #[derive(Args)]
@@ -349,6 +370,69 @@ async fn cluster(
     Ok(())
 }
 
+/// Connects to `node` and authenticates as admin.
+async fn admin_client(
+    node: &str,
+    password: Option<&str>,
+    tls: Option<&keepbit::tls::ClientTls>,
+) -> anyhow::Result<keepbit::client::Client> {
+    let timeout = std::time::Duration::from_secs(60);
+    let mut client =
+        keepbit::client::Client::connect_with(node, timeout, tls).await.with_context(|| format!("cannot reach {node}"))?;
+    if let Some(password) = password {
+        if let keepbit_resp::Frame::Error(e) = client.call(&["AUTH", "admin", password]).await? {
+            anyhow::bail!("{node} refused the admin password: {}", String::from_utf8_lossy(&e));
+        }
+    }
+    Ok(client)
+}
+
+/// `keepbit failover`: finds the primary through `node` (ROLE), names the target's client
+/// address from the membership (KEEPBIT CLUSTER STATUS), and runs FAILOVER there.
+async fn failover(
+    node: String,
+    to: Option<u64>,
+    timeout_ms: Option<u64>,
+    password: Option<String>,
+    tls: Option<keepbit::tls::ClientTls>,
+) -> anyhow::Result<()> {
+    use keepbit::client::text;
+    use keepbit_resp::Frame;
+    let mut client = admin_client(&node, password.as_deref(), tls.as_ref()).await?;
+    let mut primary = node.clone();
+    if let Frame::Array(role) = client.call(&["ROLE"]).await? {
+        if role.first().and_then(text).as_deref() == Some("slave") {
+            let ip = role.get(1).and_then(text).unwrap_or_default();
+            let port = match role.get(2) {
+                Some(Frame::Integer(p)) if *p > 0 => *p,
+                _ => anyhow::bail!("{node} knows no primary now; retry in a moment"),
+            };
+            primary = format!("{ip}:{port}");
+            client = admin_client(&primary, password.as_deref(), tls.as_ref()).await?;
+        }
+    }
+    let mut args: Vec<String> = vec!["FAILOVER".into()];
+    if let Some(id) = to {
+        let status = text(&client.call(&["KEEPBIT", "CLUSTER", "STATUS"]).await?).unwrap_or_default();
+        let addr = status
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(&format!("{id} ")))
+            .find_map(|rest| rest.split_whitespace().find_map(|w| w.strip_prefix("clients=")))
+            .with_context(|| format!("node {id} is not a member"))?;
+        let (host, port) = addr.rsplit_once(':').with_context(|| format!("bad client address {addr}"))?;
+        args.extend(["TO".into(), host.into(), port.into()]);
+    }
+    if let Some(ms) = timeout_ms {
+        args.extend(["TIMEOUT".into(), ms.to_string()]);
+    }
+    let started = std::time::Instant::now();
+    match client.call(&args).await.with_context(|| format!("no answer from {primary}"))? {
+        Frame::Error(e) => anyhow::bail!("{}", String::from_utf8_lossy(&e)),
+        _ => println!("switched over from {primary} in {:?}", started.elapsed()),
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -369,6 +453,10 @@ fn main() -> anyhow::Result<()> {
         CliCommand::Cluster { node, admin_password: flag, admin_password_file, tls, action } => {
             let password = admin_password(flag, admin_password_file)?;
             rt.block_on(cluster(node, password, tls.load()?, action))
+        }
+        CliCommand::Failover { node, to, timeout, admin_password: flag, admin_password_file, tls } => {
+            let password = admin_password(flag, admin_password_file)?;
+            rt.block_on(failover(node, to, timeout, password, tls.load()?))
         }
         CliCommand::Drill(d) => {
             if !(d.duration.is_finite() && d.duration > 0.0 && d.duration < 3600.0) {

@@ -24,6 +24,7 @@ use super::peer;
 use super::peer::PeerAuth;
 use super::role::{self, LeaderContact, RoleView};
 use super::state_machine::StateMachine;
+use super::switchover::Switchover;
 use super::types::{LogPosition, Member, NodeId, Request, Response, TypeConfig};
 use crate::clock::Clock;
 use crate::config::{ClusterConfig, Config};
@@ -49,6 +50,8 @@ pub struct Cluster {
     pub(super) leader_contact: LeaderContact,
     /// When this node may grant votes (after start-up, after catching up).
     pub(super) vote_gate: Arc<VoteGate>,
+    /// A planned switchover's phase and the gate that holds writes during it.
+    pub(super) switchover: Switchover,
 }
 
 /// How long a membership change forwarded to the primary may take.
@@ -122,6 +125,7 @@ impl Cluster {
             primary: watch::Sender::new(false),
             leader_contact: LeaderContact::default(),
             vote_gate: Arc::new(VoteGate::starting(Duration::from_millis(cc.election_timeout_max_ms))),
+            switchover: Switchover::default(),
         });
         tokio::spawn(peer::serve_with_tls(
             listener,

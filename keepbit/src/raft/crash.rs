@@ -142,7 +142,7 @@ impl CrashProbe {
         }
         // Naming this node in a transfer from the dead leader's vote makes openraft campaign
         // at once with a vote request the other voters grant despite the lease.
-        let req = TransferLeaderRequest::new(m.vote.clone(), self.me, None);
+        let req = TransferLeaderRequest::new(m.vote, self.me, None);
         if let Err(e) = raft.handle_transfer_leader(req).await {
             tracing::warn!("cannot start an election after leader {from} crashed: {e}");
         }

@@ -5,12 +5,14 @@
 mod client;
 mod command;
 mod config;
+pub mod failover;
 mod info;
 mod pubsub;
 
 pub use client::client;
 pub use command::command;
 pub use config::config;
+pub use failover::failover;
 pub use info::info;
 pub use pubsub::pubsub;
 
@@ -31,10 +33,13 @@ pub fn valid_client_name(name: &[u8]) -> Result<String> {
     Ok(lossy(name))
 }
 
-/// Subcommands only the `admin` user may run: they change membership, configuration or
-/// other clients' connections. Returns the ACL-style name (`config|set`) when `args` is
-/// one of them.
+/// Subcommands only the `admin` user may run: they change membership, configuration,
+/// leadership (FAILOVER, whatever its arguments) or other clients' connections. Returns the
+/// ACL-style name (`config|set`) when `args` is one of them.
 pub fn admin_only(args: &[Bytes]) -> Option<String> {
+    if args.first().is_some_and(|n| is(n, "failover")) {
+        return Some("failover".into());
+    }
     const GATED: &[(&str, &[&str])] =
         &[("config", &["set", "resetstat", "rewrite"]), ("client", &["kill"]), ("keepbit", &["cluster"])];
     let (name, sub) = (args.first()?, args.get(1)?);
