@@ -133,7 +133,7 @@ impl Cluster {
                 raft: raft.clone(),
                 contact: cluster.leader_contact.clone(),
                 gate: cluster.vote_gate.clone(),
-                crash: Arc::new(CrashProbe::new(cc.node_id, peer_addr.ip(), cc.heartbeat_ms)),
+                crash: Arc::new(CrashProbe::new(cc.node_id, peer_addr.ip(), cluster.network.clone(), cc.heartbeat_ms)),
             },
             auth,
             app::handler(&cluster),

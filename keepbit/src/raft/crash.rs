@@ -20,7 +20,9 @@ use openraft::raft::TransferLeaderRequest;
 use openraft::ServerState;
 use tokio::net::TcpSocket;
 
+use super::app::AppRequest;
 use super::cluster::Raft;
+use super::network::Network;
 use super::types::NodeId;
 
 /// What an immediate dial to the lost leader's peer port got.
@@ -68,8 +70,20 @@ pub fn verdict(l: &LostContact, dial: Dial, stagger: Duration) -> Option<Duratio
 
 /// How long the probe waits for the kernel's answer; a refusal takes one round trip.
 const DIAL_TIMEOUT: Duration = Duration::from_millis(200);
+/// How long an accepted probe is watched for a reset (see [`dial`]).
+const SETTLE: Duration = Duration::from_millis(25);
 
-/// Dials `addr` from `own_ip` once and reports how it went.
+fn is_reset(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionRefused | ConnectionReset | ConnectionAborted)
+}
+
+/// Dials `addr` from `own_ip` once and reports how it went. A process being torn down
+/// closes its connections before, or after, its listening socket (file descriptor
+/// order), so a dial can still be accepted by the kernel on its behalf for an instant;
+/// closing the listener then resets it. An accepted dial is therefore watched for
+/// [`SETTLE`]: a reset means refused; silence (a live node waits for our hello) or an
+/// orderly close (a live node turning us away) means answered.
 pub async fn dial(own_ip: IpAddr, addr: SocketAddr) -> Dial {
     let attempt = async {
         let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
@@ -78,10 +92,15 @@ pub async fn dial(own_ip: IpAddr, addr: SocketAddr) -> Dial {
         }
         socket.connect(addr).await
     };
-    match tokio::time::timeout(DIAL_TIMEOUT, attempt).await {
-        Ok(Ok(_)) => Dial::Answered,
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Dial::Refused,
-        _ => Dial::NoAnswer,
+    let stream = match tokio::time::timeout(DIAL_TIMEOUT, attempt).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) if is_reset(&e) => return Dial::Refused,
+        _ => return Dial::NoAnswer,
+    };
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(SETTLE, stream.peek(&mut byte)).await {
+        Ok(Err(e)) if is_reset(&e) => Dial::Refused,
+        _ => Dial::Answered,
     }
 }
 
@@ -89,6 +108,8 @@ pub async fn dial(own_ip: IpAddr, addr: SocketAddr) -> Dial {
 pub struct CrashProbe {
     pub me: NodeId,
     pub own_ip: IpAddr,
+    /// To ask the other survivors to campaign when this node's own campaign fails.
+    pub network: Network,
     /// The gap between surviving voters' turns (two heartbeats).
     pub stagger: Duration,
     /// The (leader, term) already found crashed, so its other connections closing do not
@@ -97,8 +118,9 @@ pub struct CrashProbe {
 }
 
 impl CrashProbe {
-    pub fn new(me: NodeId, own_ip: IpAddr, heartbeat_ms: u64) -> CrashProbe {
-        CrashProbe { me, own_ip, stagger: Duration::from_millis(heartbeat_ms * 2), handled: Mutex::new(None) }
+    pub fn new(me: NodeId, own_ip: IpAddr, network: Network, heartbeat_ms: u64) -> CrashProbe {
+        let stagger = Duration::from_millis(heartbeat_ms * 2);
+        CrashProbe { me, own_ip, network, stagger, handled: Mutex::new(None) }
     }
 
     fn lost_contact(&self, raft: &Raft, from: NodeId) -> (LostContact, u64, Option<String>) {
@@ -131,20 +153,53 @@ impl CrashProbe {
         }
         let result = dial(self.own_ip, addr).await;
         let Some(delay) = verdict(&facts, result, self.stagger) else {
+            tracing::info!("leader {from} closed a connection; a reconnect: {result:?}");
             *self.handled.lock().unwrap_or_else(|e| e.into_inner()) = None;
             return;
         };
         tracing::warn!("leader {from} crashed (connection closed, reconnect refused); election in {delay:?}");
         tokio::time::sleep(delay).await;
         let m = raft.metrics().borrow_watched().clone();
-        if m.current_leader != Some(from) || m.current_term != term || m.state == ServerState::Leader {
+        if m.state == ServerState::Leader || m.current_leader.is_some_and(|l| l != from) {
             return;
         }
-        // Naming this node in a transfer from the dead leader's vote makes openraft campaign
-        // at once with a vote request the other voters grant despite the lease.
-        let req = TransferLeaderRequest::new(m.vote, self.me, None);
-        if let Err(e) = raft.handle_transfer_leader(req).await {
-            tracing::warn!("cannot start an election after leader {from} crashed: {e}");
+        if m.current_leader == Some(from) && m.current_term == term {
+            // Naming this node in a transfer from the dead leader's vote makes openraft
+            // campaign at once with a vote request the other voters grant despite the lease.
+            let req = TransferLeaderRequest::new(m.vote, self.me, None);
+            if let Err(e) = raft.handle_transfer_leader(req).await {
+                tracing::warn!("cannot start an election after leader {from} crashed: {e}");
+            }
+            self.unless_elected(&raft, &facts).await;
+        } else if delay > Duration::ZERO {
+            // An earlier voter campaigned and lost (its log was behind): the dead leader's
+            // lease is gone everywhere it voted, so a plain election can win now.
+            tracing::warn!("no leader after an earlier voter's turn; campaigning");
+            if let Err(e) = raft.trigger().elect(false).await {
+                tracing::warn!("cannot start an election after leader {from} crashed: {e}");
+            }
+        }
+    }
+}
+
+impl CrashProbe {
+    /// If no leader has appeared a turn after this node campaigned (a voter with a longer
+    /// log refused it), asks the other survivors to campaign: the one with the longest log
+    /// wins, now that the dead leader's lease is gone wherever this node asked for a vote.
+    async fn unless_elected(&self, raft: &Raft, facts: &LostContact) {
+        tokio::time::sleep(self.stagger).await;
+        let m = raft.metrics().borrow_watched().clone();
+        if m.state == ServerState::Leader || m.current_leader.is_some_and(|l| l != facts.from) {
+            return;
+        }
+        let Ok(bytes) = postcard::to_stdvec(&AppRequest::Elect) else { return };
+        let membership = m.membership_config.membership();
+        for id in facts.voters.iter().filter(|&&v| v != facts.from && v != self.me) {
+            let Some(addr) = membership.get_node(id).map(|n| n.addr.clone()) else { continue };
+            tracing::warn!("no leader a turn after campaigning; asking node {id} to campaign");
+            if let Err(e) = self.network.call_app(&addr, bytes.clone(), self.stagger).await {
+                tracing::warn!("node {id} did not take the request to campaign: {e}");
+            }
         }
     }
 }
@@ -195,13 +250,22 @@ mod tests {
     /// A dial to a port nobody listens on is refused; to a listening one, answered.
     #[tokio::test]
     async fn dial_tells_a_closed_port_from_a_listening_one() {
+        let ip: IpAddr = "127.0.0.1".parse().expect("ip");
+        // A listener that closes just after the kernel accepted the dial on its behalf
+        // (a process being torn down) resets it: refused, not answered.
+        let closing = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let closing_addr = closing.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(5));
+            drop(closing);
+        });
+        assert_eq!(dial(ip, closing_addr).await, Dial::Refused);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let open = listener.local_addr().expect("addr");
         let closed = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             l.local_addr().expect("addr")
         };
-        let ip: IpAddr = "127.0.0.1".parse().expect("ip");
         assert_eq!(dial(ip, open).await, Dial::Answered);
         assert_eq!(dial(ip, closed).await, Dial::Refused);
     }

@@ -294,6 +294,7 @@ async fn serve_requests<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, peer: Sock
         };
         if let Err(e) = send_response(&mut io, &resp, ctx).await {
             tracing::debug!(peer = %peer, from, "cannot answer peer: {e}");
+            ctx.raft.connection_closed(from);
             return;
         }
     }
