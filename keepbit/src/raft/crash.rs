@@ -153,7 +153,7 @@ impl CrashProbe {
         }
         let result = dial(self.own_ip, addr).await;
         let Some(delay) = verdict(&facts, result, self.stagger) else {
-            tracing::info!("leader {from} closed a connection; a reconnect: {result:?}");
+            tracing::debug!("leader {from} closed a connection; a reconnect: {result:?}");
             *self.handled.lock().unwrap_or_else(|e| e.into_inner()) = None;
             return;
         };
