@@ -174,6 +174,8 @@ impl WriteGate {
 pub struct Switchover {
     pub gate: WriteGate,
     phase: Mutex<Phase>,
+    /// Set by ABORT (sticky, so one that arrives before the wait starts is not lost).
+    aborted: std::sync::atomic::AtomicBool,
     abort: Notify,
 }
 
@@ -203,6 +205,7 @@ impl Switchover {
             return Err(FailoverError::InProgress);
         }
         *phase = Phase::WaitingForSync;
+        self.aborted.store(false, Ordering::Release);
         Ok(Reset(self))
     }
 
@@ -212,6 +215,7 @@ impl Switchover {
             Phase::None => Err(FailoverError::NothingToAbort),
             Phase::InProgress => Err(FailoverError::TooLateToAbort),
             Phase::WaitingForSync => {
+                self.aborted.store(true, Ordering::Release);
                 self.abort.notify_waiters();
                 Ok(())
             }
@@ -313,11 +317,16 @@ impl Cluster {
         tokio::pin!(abort);
         abort.as_mut().enable();
         let mut rx = self.raft.metrics();
-        tokio::select! {
-            _ = &mut abort => return Err(FailoverError::Aborted),
-            _ = self.switchover.gate.drained(deadline) => {}
+        if !self.switchover.aborted.load(Ordering::Acquire) {
+            tokio::select! {
+                _ = &mut abort => return Err(FailoverError::Aborted),
+                _ = self.switchover.gate.drained(deadline) => {}
+            }
         }
         loop {
+            if self.switchover.aborted.load(Ordering::Acquire) {
+                return Err(FailoverError::Aborted);
+            }
             if let Some(t) = choose_target(&self.candidates(), wanted) {
                 return Ok(t);
             }
@@ -445,6 +454,7 @@ mod tests {
         let reset = s.begin().expect("begin");
         assert_eq!(s.begin().err(), Some(FailoverError::InProgress));
         assert_eq!(s.abort(), Ok(()));
+        assert!(s.aborted.load(Ordering::Acquire), "an ABORT before the wait starts is kept");
         s.set(Phase::InProgress);
         assert_eq!(s.abort(), Err(FailoverError::TooLateToAbort));
         drop(reset);
