@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Failover timing: kill -9 the primary of a local Keepbit cluster under a write loop,
 ROUNDS times, and report the client-observed write gap (last acknowledged write before
-the kill to the first acknowledged write after it) as min / p50 / p99 / max.
+the kill to the first acknowledged write after it) as min / p50 / p99 / max. With
+--switchover it runs FAILOVER on the primary instead (a planned switchover) and reports
+the write pause: the longest stretch without an acknowledged write around it.
 
 The client behaves like a Sentinel-aware client: on any error it asks any node
 `SENTINEL get-master-addr-by-name keepbit` and retries there.
 
     bench/failover.py                 # 20 rounds, 3 nodes, release build
     bench/failover.py --rounds 5 --nodes 5
+    bench/failover.py --switchover
 
 Needs python3 with the `redis` package (pip install redis).
 """
@@ -58,7 +61,7 @@ class Cluster:
             v["config"] = os.path.join(d, "keepbit.toml")
             with open(v["config"], "w") as f:
                 f.write(
-                    f'bind = "127.0.0.1"\nport = {v["client"]}\ndata_dir = "{d}"\nlog_level = "warn"\n\n'
+                    f'bind = "127.0.0.1"\nport = {v["client"]}\ndata_dir = "{d}"\nlog_level = "warn"\nadmin_password = "bench"\n\n'
                     f'[cluster]\nnode_id = {i}\nsecret = "bench"\n{extra}\npeers = [\n{peers}\n]\n'
                 )
             self.start(i)
@@ -142,6 +145,20 @@ class Writer(threading.Thread):
         with self.lock:
             return next((a for a in reversed(self.acks) if a <= t), None)
 
+    def longest_silence(self, t0, t1):
+        """The longest stretch without an acknowledged write that overlaps [t0, t1]."""
+        start, end = self.last_ack_before(t0) or t0, self.first_ack_after(t1)
+        with self.lock:
+            acks = [start] + [a for a in self.acks if start < a < end] + [end]
+        return max(b - a for a, b in zip(acks, acks[1:]))
+
+
+def switchover(cluster, primary):
+    """FAILOVER on the primary; returns when it has answered."""
+    con = cluster.conn(primary, timeout=10)
+    con.execute_command("AUTH", "admin", "bench")
+    con.execute_command("FAILOVER", "TIMEOUT", "5000")
+
 
 def wait_until(what, cond, deadline_s):
     end = time.monotonic() + deadline_s
@@ -162,6 +179,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--exe", default=os.path.join(ROOT, "target", "release", "keepbit"))
+    ap.add_argument("--switchover", action="store_true", help="FAILOVER on the primary instead of kill -9")
     ap.add_argument("--cluster-setting", action="append", default=[], metavar="KEY=VALUE",
                     help="extra [cluster] setting for every node, e.g. heartbeat_ms=25")
     args = ap.parse_args()
@@ -180,6 +198,17 @@ def main():
             if victim is None:
                 wait_until("a primary", lambda: cluster.primary() is not None, 30)
                 victim = cluster.primary()
+            if args.switchover:
+                t0 = time.monotonic()
+                switchover(cluster, victim)
+                t1 = time.monotonic()
+                wait_until("a write after the switchover", lambda: writer.first_ack_after(t1) is not None, 30)
+                gap_ms = writer.longest_silence(t0, t1) * 1000
+                gaps.append(gap_ms)
+                print(f"round {rnd:2}: switched over from node {victim}, write pause {gap_ms:7.1f} ms "
+                      f"(FAILOVER answered in {(t1 - t0) * 1000:.1f} ms)", flush=True)
+                time.sleep(0.3)
+                continue
             cluster.kill(victim)
             # Measured once the process is gone: replies already on their way before the
             # kill landed are not writes the cluster accepted after it.
@@ -197,7 +226,8 @@ def main():
         cluster.stop_all()
         shutil.rmtree(work, ignore_errors=True)
     print(
-        f"\nwrite gap over {len(gaps)} kill -9 failovers ({args.nodes} nodes, "
+        f"\nwrite {'pause' if args.switchover else 'gap'} over {len(gaps)} "
+        f"{'switchovers' if args.switchover else 'kill -9 failovers'} ({args.nodes} nodes, "
         f"{', '.join(args.cluster_setting) or 'default settings'}): "
         f"min {min(gaps):.0f} ms, p50 {statistics.median(gaps):.0f} ms, "
         f"p99 {pct(gaps, 99):.0f} ms, max {max(gaps):.0f} ms"

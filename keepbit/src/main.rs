@@ -13,6 +13,9 @@ use keepbit::pubsub::PubSub;
 use keepbit::raft::cluster::Cluster;
 use keepbit::server::Server;
 use keepbit::tls::{PeerTls, Tls};
+use tools::{admin_password, cluster, events, failover, status, ClientTlsArgs, ClusterAction, EventsArgs, StatusArgs};
+
+mod tools;
 
 #[derive(Parser)]
 #[command(name = "keepbit", version, about = "Redis-compatible key-value store built for uninterrupted service")]
@@ -59,45 +62,31 @@ enum CliCommand {
         #[command(subcommand)]
         action: ClusterAction,
     },
+    /// Planned switchover: hand the primary role to a caught-up standby (Redis's FAILOVER),
+    /// through any node.
+    Failover {
+        /// A node's client address (the command runs on the primary it names).
+        #[arg(long, default_value = "127.0.0.1:6381")]
+        node: String,
+        /// Hand over to this node id (once it has caught up); default: any caught-up voter.
+        #[arg(long)]
+        to: Option<u64>,
+        /// Give up (writes resume on the old primary) if no standby caught up in time.
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// The admin user's password (also read from $KEEPBIT_ADMIN_PASSWORD).
+        #[arg(long)]
+        admin_password: Option<String>,
+        /// Read the admin password from this file (`keepbit up` writes one).
+        #[arg(long, conflicts_with = "admin_password")]
+        admin_password_file: Option<PathBuf>,
+        #[command(flatten)]
+        tls: ClientTlsArgs,
+    },
     /// The failover journal: every leadership change with its cause and timings.
     Events(EventsArgs),
     /// One screen for an operator: nodes, roles, health, lag, failovers and MTTR.
     Status(StatusArgs),
-}
-
-#[derive(Args)]
-struct EventsArgs {
-    #[arg(long, default_value = "127.0.0.1")]
-    host: String,
-    #[arg(long, default_value_t = 6381)]
-    port: u16,
-    /// Newest records to show.
-    #[arg(long, default_value_t = 10)]
-    count: usize,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// The client password, if the nodes require one (also $KEEPBIT_PASSWORD).
-    #[arg(long)]
-    password: Option<String>,
-}
-
-#[derive(Args)]
-struct StatusArgs {
-    /// The nodes' client addresses, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:6381,127.0.0.1:6382,127.0.0.1:6383")]
-    nodes: Vec<String>,
-    /// Refresh every --interval seconds until interrupted.
-    #[arg(long)]
-    watch: bool,
-    #[arg(long, default_value_t = 2.0)]
-    interval: f64,
-    /// Print JSON instead of the screen.
-    #[arg(long)]
-    json: bool,
-    /// The client password, if the nodes require one (also $KEEPBIT_PASSWORD).
-    #[arg(long)]
-    password: Option<String>,
 }
 
 #[derive(Args)]
@@ -147,48 +136,6 @@ struct DrillArgs {
     /// Extra arguments for the drill's nodes (testing the drill itself).
     #[arg(long, hide = true, allow_hyphen_values = true)]
     server_arg: Vec<String>,
-}
-
-/// How the CLI reaches a node whose client port speaks TLS (as redis-cli's flags).
-#[derive(Args)]
-struct ClientTlsArgs {
-    /// Speak TLS to the node.
-    #[arg(long, global = true, requires = "cacert")]
-    tls: bool,
-    /// CA certificate (PEM) the node's certificate must chain to.
-    #[arg(long, global = true, requires = "tls")]
-    cacert: Option<PathBuf>,
-    /// Client certificate (PEM), for a node with `tls_auth_clients`.
-    #[arg(long, global = true, requires_all = ["tls", "key"])]
-    cert: Option<PathBuf>,
-    /// The client certificate's private key (PEM).
-    #[arg(long, global = true, requires = "cert")]
-    key: Option<PathBuf>,
-}
-
-impl ClientTlsArgs {
-    fn load(&self) -> anyhow::Result<Option<keepbit::tls::ClientTls>> {
-        let Some(ca) = self.cacert.as_deref().filter(|_| self.tls) else { return Ok(None) };
-        let identity = self.cert.as_deref().zip(self.key.as_deref());
-        Ok(Some(keepbit::tls::ClientTls::load(ca, identity)?))
-    }
-}
-
-#[derive(Subcommand)]
-enum ClusterAction {
-    /// Members, roles, term, commit/applied index and per-peer lag.
-    Status,
-    /// Add a node: it joins as a learner, catches up, then becomes a voter.
-    Add {
-        id: u64,
-        /// Its peer address, host:port (an IP, IPv6 in brackets, or a DNS name).
-        addr: String,
-        /// Its client address, host:port.
-        #[arg(long)]
-        client_addr: String,
-    },
-    /// Remove a node from the cluster.
-    Remove { id: u64 },
 }
 
 #[derive(Args)]
@@ -388,86 +335,6 @@ async fn wire(config: Config, peer_tls: Option<PeerTls>) -> anyhow::Result<Arc<S
     Ok(Arc::new(Server::new(config, node, cluster, pubsub, metrics)))
 }
 
-/// The admin password from the flag, the file or `$KEEPBIT_ADMIN_PASSWORD`, in that order.
-fn admin_password(flag: Option<String>, file: Option<PathBuf>) -> anyhow::Result<Option<String>> {
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        return Ok(Some(text.trim().to_string()));
-    }
-    Ok(flag.or_else(|| std::env::var("KEEPBIT_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty())))
-}
-
-async fn cluster(
-    node: String,
-    password: Option<String>,
-    tls: Option<keepbit::tls::ClientTls>,
-    action: ClusterAction,
-) -> anyhow::Result<()> {
-    let args: Vec<String> = match action {
-        ClusterAction::Status => vec!["KEEPBIT".into(), "CLUSTER".into(), "STATUS".into()],
-        ClusterAction::Add { id, addr, client_addr } => {
-            vec!["KEEPBIT".into(), "CLUSTER".into(), "ADD".into(), id.to_string(), addr, client_addr]
-        }
-        ClusterAction::Remove { id } => vec!["KEEPBIT".into(), "CLUSTER".into(), "REMOVE".into(), id.to_string()],
-    };
-    let timeout = std::time::Duration::from_secs(60);
-    let mut client = keepbit::client::Client::connect_with(&node, timeout, tls.as_ref())
-        .await
-        .with_context(|| format!("cannot reach {node}"))?;
-    if let Some(password) = password {
-        if let keepbit_resp::Frame::Error(e) = client.call(&["AUTH", "admin", &password]).await? {
-            anyhow::bail!("{node} refused the admin password: {}", String::from_utf8_lossy(&e));
-        }
-    }
-    let reply = client.call(&args).await.with_context(|| format!("no answer from {node}"))?;
-    match reply {
-        keepbit_resp::Frame::Error(e) => anyhow::bail!("{}", String::from_utf8_lossy(&e)),
-        other => println!("{}", keepbit::client::text(&other).unwrap_or_else(|| format!("{other:?}"))),
-    }
-    Ok(())
-}
-
-/// The client password from the flag or `$KEEPBIT_PASSWORD`.
-fn client_password(flag: Option<String>) -> Option<String> {
-    flag.or_else(|| std::env::var("KEEPBIT_PASSWORD").ok().filter(|p| !p.is_empty()))
-}
-
-async fn events(a: EventsArgs) -> anyhow::Result<()> {
-    use keepbit::console::events;
-    let addr = format!("{}:{}", a.host, a.port);
-    let password = client_password(a.password);
-    let list =
-        events::fetch(&addr, password.as_deref(), a.count.max(1)).await.with_context(|| format!("asking {addr}"))?;
-    match a.json {
-        true => println!("{}", serde_json::to_string_pretty(&list)?),
-        false => print!("{}", events::render(&list, keepbit::console::unix_ms())),
-    }
-    Ok(())
-}
-
-async fn status(a: StatusArgs) -> anyhow::Result<()> {
-    use keepbit::console::status;
-    if !(a.interval.is_finite() && a.interval >= 0.1) {
-        anyhow::bail!("--interval must be at least 0.1 seconds");
-    }
-    let password = client_password(a.password);
-    loop {
-        let g = status::gather(&a.nodes, password.as_deref()).await;
-        let shown = match a.json {
-            true => serde_json::to_string(&status::to_json(&g))? + "\n",
-            false => status::render(&g),
-        };
-        if !a.watch {
-            print!("{shown}");
-            return Ok(());
-        }
-        // Like watch(1): clear the screen, then draw.
-        print!("\x1b[2J\x1b[H{shown}");
-        std::io::Write::flush(&mut std::io::stdout())?;
-        tokio::time::sleep(std::time::Duration::from_secs_f64(a.interval)).await;
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -501,6 +368,10 @@ fn main() -> anyhow::Result<()> {
         }
         CliCommand::Events(a) => rt.block_on(events(a)),
         CliCommand::Status(a) => rt.block_on(status(a)),
+        CliCommand::Failover { node, to, timeout, admin_password: flag, admin_password_file, tls } => {
+            let password = admin_password(flag, admin_password_file)?;
+            rt.block_on(failover(node, to, timeout, password, tls.load()?))
+        }
         CliCommand::Drill(d) => {
             if !(d.duration.is_finite() && d.duration > 0.0 && d.duration < 3600.0) {
                 anyhow::bail!("--duration must be between 0 and 3600 seconds");

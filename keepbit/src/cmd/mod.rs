@@ -66,6 +66,7 @@ pub enum SessionCmd {
     Wait,
     Sentinel,
     Keepbit,
+    Failover,
     Multi,
     Exec,
     Discard,

@@ -75,6 +75,7 @@ fn build_table() -> Vec<Spec> {
         spec!("readwrite", 1, CONN, (0, 0, 0), "cluster", ses(SessionCmd::Readwrite), "Disables read-only queries for a connection."),
         spec!("wait", 3, NOSCRIPT, (0, 0, 0), "generic", ses(SessionCmd::Wait), "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed."),
         spec!("sentinel", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "sentinel", ses(SessionCmd::Sentinel), "Sentinel discovery: where the primary and its replicas are."),
+        spec!("failover", -1, ADMIN | NOSCRIPT | STALE, (0, 0, 0), "server", ses(SessionCmd::Failover), "Hands the primary role to a caught-up replica (planned switchover)."),
         spec!("keepbit", -2, ADMIN | NOSCRIPT | LOADING | STALE, (0, 0, 0), "server", ses(SessionCmd::Keepbit), "Keepbit administration: HEALTH; CLUSTER STATUS | ADD | REMOVE; EVENTS [COUNT n] (the failover journal); FAULT SET name value | CLEAR (test-only fault injection)."),
         // transactions
         spec!("multi", 1, CONN | TX_CONTROL, (0, 0, 0), "transactions", ses(SessionCmd::Multi), "Starts a transaction."),

@@ -41,6 +41,8 @@ pub struct LocalCluster {
     exe: PathBuf,
     extra_args: Vec<String>,
     partitioned: bool,
+    /// The admin password `up::write_configs` stored (FAILOVER needs it).
+    admin_password: String,
 }
 
 /// Runs a command, returning an error with its output if it fails.
@@ -84,7 +86,8 @@ impl LocalCluster {
             let child = up::spawn_with(&exe, &config, &log, &extra_args)?;
             nodes.push(LocalNode { id, ip: opts.ip(id), client_addr, config, child: Some(child), paused: false });
         }
-        let c = LocalCluster { nodes, exe, extra_args, partitioned: false };
+        let admin_password = std::fs::read_to_string(opts.data_dir.join(up::ADMIN_PASSWORD_FILE))?.trim().to_string();
+        let c = LocalCluster { nodes, exe, extra_args, partitioned: false, admin_password };
         c.wait_primary(Duration::from_secs(30)).await?;
         Ok(c)
     }
@@ -262,8 +265,24 @@ impl LocalCluster {
                 }
                 "rolling restart of every node".into()
             }
-            Fault::Switchover => anyhow::bail!("switchover is not available"),
+            Fault::Switchover => self.switchover().await?,
         })
+    }
+
+    /// FAILOVER on the primary, as `keepbit failover` sends it; returns once a new primary
+    /// serves.
+    async fn switchover(&self) -> anyhow::Result<String> {
+        let old = self.primary().await.context("no primary to switch over from")?;
+        let addr = &self.nodes[(old - 1) as usize].client_addr;
+        let mut c = crate::client::Client::connect(addr, Duration::from_secs(5)).await?;
+        c.call(&["AUTH", "admin", &self.admin_password]).await?;
+        let started = Instant::now();
+        if let Frame::Error(e) = c.call(&["FAILOVER", "TIMEOUT", "5000"]).await? {
+            anyhow::bail!("FAILOVER on node {old}: {}", String::from_utf8_lossy(&e));
+        }
+        let took = started.elapsed();
+        let new = self.primary().await.map_or("?".into(), |n| n.to_string());
+        Ok(format!("switchover from node {old} to node {new} (FAILOVER answered in {took:?})"))
     }
 
     /// Waits until `id` answers as a member (primary or standby with a known primary).

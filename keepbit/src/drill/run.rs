@@ -173,16 +173,23 @@ async fn run_round(
         tokio::spawn(workload::run(addrs.clone(), keys.clone(), wopts, start, stop_clients.clone(), ops.clone()));
     let tracker = tokio::spawn(workload::track_leaders(addrs.clone(), start, stop_tracker.clone()));
     let mut marks = Vec::new();
+    let mut switchover_us = None;
     for step in s.steps {
         tokio::time::sleep_until((start + Duration::from_millis(step.at_ms)).into()).await;
         progress.set_ops(ops.load(Relaxed), 0, 0);
         let kind = if step.fault.is_heal() { "heal" } else { "fault" };
+        let began_us = start.elapsed().as_micros() as u64;
         let what = match cluster.apply(step.fault).await {
             Ok(w) => w,
             Err(e) => format!("{:?} failed: {e}", step.fault),
         };
-        // The instant the fault took effect (finding its target takes a moment).
-        let at_us = start.elapsed().as_micros() as u64;
+        // The instant the fault took effect (finding its target takes a moment); a
+        // switchover takes effect when FAILOVER is sent and lasts until it answers.
+        let mut at_us = start.elapsed().as_micros() as u64;
+        if step.fault == scenario::Fault::Switchover {
+            switchover_us = Some((began_us, at_us));
+            at_us = began_us;
+        }
         marks.push(Mark { at_us, kind: kind.into(), what });
     }
     let end = o.duration.max(Duration::from_millis(s.last_step_ms() + 1500));
@@ -202,6 +209,9 @@ async fn run_round(
     let fin = read_back(&addrs, &keys, &events).await?;
     let mut check = checker::check(&events, &fin, o.check_budget);
     let mut availability = measure(&events, &marks, &leaders);
+    if let Some((from_us, to_us)) = switchover_us {
+        availability.write_gap_ms = write_pause_ms(&events, from_us, to_us);
+    }
     journal_verdict(s, &addrs, start_unix_ms, &marks, &mut availability, &mut check).await;
     progress.set_ops(ops.load(Relaxed), availability.failed, availability.unknown);
     Ok(Round { scenario: s.name.into(), round, duration_us, events, marks, leaders, availability, check })
@@ -330,6 +340,21 @@ pub fn measure(events: &[Event], marks: &[Mark], leaders: &[LeaderChange]) -> Av
     a
 }
 
+/// The write pause of a switchover running from `from_us` to `to_us`: the longest stretch
+/// without an acknowledged write (any client) that overlaps it, so writes held by the pause
+/// or sent to the old primary count, however many clients kept writing around it.
+pub fn write_pause_ms(events: &[Event], from_us: u64, to_us: u64) -> Option<f64> {
+    let mut acks: Vec<u64> = events.iter().filter(|e| e.ok() && e.action.is_write()).map(|e| e.complete_us).collect();
+    acks.sort_unstable();
+    let last_before = acks.iter().rev().find(|&&c| c <= from_us).copied().unwrap_or(from_us);
+    let first_after = acks.iter().find(|&&c| c > to_us).copied()?;
+    let within: Vec<u64> = std::iter::once(last_before)
+        .chain(acks.iter().copied().filter(|&c| c > last_before && c < first_after))
+        .chain([first_after])
+        .collect();
+    within.windows(2).map(|w| w[1] - w[0]).max().map(|us| us as f64 / 1000.0)
+}
+
 fn print_violations(rounds: &[Round]) {
     for r in rounds.iter().filter(|r| !r.check.ok()) {
         println!("\n{} round {}: VIOLATIONS", r.scenario, r.round);
@@ -356,5 +381,35 @@ fn print_violations(rounds: &[Round]) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drill::history::Outcome;
+
+    fn write_acked_at(ms: u64) -> Event {
+        Event {
+            id: ms,
+            client: 0,
+            action: Action::Incr { key: "c".into() },
+            invoke_us: ms * 1000 - 500,
+            complete_us: ms * 1000,
+            outcome: Outcome::Ok { value: None },
+            node: "n".into(),
+        }
+    }
+
+    /// The pause is the longest stretch without an acknowledged write that overlaps the
+    /// switchover, not the time to the first acknowledgement after it began.
+    #[test]
+    fn write_pause_is_the_longest_silence_around_the_switchover() {
+        let read = Event { action: Action::Read { key: "r".into() }, ..write_acked_at(1045) };
+        // Acks at 990 and 1002 (in flight when FAILOVER was sent at 1000), then none until
+        // 1040 after FAILOVER answered at 1030, then steady again.
+        let events: Vec<Event> = [990, 1002, 1040, 1041, 1043].into_iter().map(write_acked_at).chain([read]).collect();
+        assert_eq!(write_pause_ms(&events, 1_000_000, 1_030_000), Some(38.0));
+        assert_eq!(write_pause_ms(&events, 1_000_000, 1_050_000), None, "no write after it: unmeasured");
     }
 }

@@ -1,6 +1,7 @@
 //! The application protocol between nodes, carried inside the peer protocol's opaque
 //! frames: writes and MULTI blocks forwarded by active-active standbys, read indexes,
-//! membership changes from any node, and "are you primary?" for discovery. A request is
+//! membership changes from any node, "are you primary?" for discovery, and "campaign now"
+//! for a switchover whose target did not take over. A request is
 //! validated before use: it comes from the network.
 
 use std::sync::{Arc, Weak};
@@ -47,6 +48,8 @@ pub enum AppRequest {
     /// Whether the receiver belongs to a formed cluster, and its commit index (a node
     /// starting with an empty disk asks before it forms anything).
     Progress,
+    /// Campaign now: a switchover's target did not take over in time (`switchover`).
+    Elect,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -111,6 +114,7 @@ pub async fn handle(cluster: &Cluster, req: AppRequest) -> AppResponse {
     let databases = cluster.machine.databases();
     match req {
         AppRequest::Write { db, args } => {
+            let _admitted = cluster.switchover.gate.admit().await;
             let checked = valid_db(db, databases).and_then(|db| Ok((db, valid_write(args)?)));
             match checked {
                 Ok((db, command)) => cluster.write_here(db, &command).await.into(),
@@ -118,6 +122,7 @@ pub async fn handle(cluster: &Cluster, req: AppRequest) -> AppResponse {
             }
         }
         AppRequest::Exec { db, cmds, watched } => {
+            let _admitted = cluster.switchover.gate.admit().await;
             let checked = valid_db(db, databases)
                 .and_then(|db| watched.iter().try_for_each(|w| valid_db(w.db, databases).map(|_| ())).map(|()| db))
                 .and_then(|db| Ok((db, valid_block(cmds)?)));
@@ -132,6 +137,10 @@ pub async fn handle(cluster: &Cluster, req: AppRequest) -> AppResponse {
             }
         }
         AppRequest::IsPrimary => AppResponse::IsPrimary(cluster.is_primary()),
+        AppRequest::Elect => match cluster.raft.trigger().elect(false).await {
+            Ok(()) => AppResponse::Done,
+            Err(e) => AppResponse::Failed(ExecError::Fatal(e.to_string())),
+        },
         AppRequest::Progress => {
             let (initialized, committed) = cluster.progress().await;
             AppResponse::Progress { initialized, committed }

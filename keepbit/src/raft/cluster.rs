@@ -19,12 +19,14 @@ use tokio::sync::watch;
 use super::app::{self, AppRequest, AppResponse};
 use super::compaction;
 use super::contact::{ContactRecorder, VoteGate};
+use super::crash::CrashProbe;
 use super::log_store::{LogOptions, LogStore};
 use super::network::{Network, PeerLimits};
 use super::peer;
 use super::peer::PeerAuth;
 use super::role::{self, LeaderContact, RoleView};
 use super::state_machine::StateMachine;
+use super::switchover::Switchover;
 use super::types::{LogPosition, Member, NodeId, Request, Response, TypeConfig};
 use crate::clock::Clock;
 use crate::config::{ClusterConfig, Config};
@@ -64,6 +66,8 @@ pub struct Cluster {
     pub fsync_probe: Option<Arc<FsyncProbe>>,
     /// How late a periodic task runs on the replication runtime (heartbeats run there).
     pub loop_probe: Arc<LoopProbe>,
+    /// A planned switchover's phase and the gate that holds writes during it.
+    pub(super) switchover: Switchover,
 }
 
 /// Counts an entry's bytes as in flight until dropped.
@@ -196,6 +200,7 @@ impl Cluster {
                 config.health.window_s * 1000,
             )),
             metrics,
+            switchover: Switchover::default(),
         });
         // Spawned from here, the probe ticks on the runtime replication runs on.
         let interval = Duration::from_millis(config.health.interval_ms);
@@ -209,6 +214,7 @@ impl Cluster {
                 arrivals: cluster.arrivals.clone(),
                 leader_commit: cluster.leader_commit.clone(),
                 observed: cluster.network.observations(),
+                crash: Arc::new(CrashProbe::new(cc.node_id, own_ip, cluster.network.clone(), cc.heartbeat_ms)),
             },
             auth,
             app::handler(&cluster),

@@ -17,10 +17,11 @@ use openraft::raft::{
 };
 
 use super::cluster::Raft;
+use super::crash::CrashProbe;
 use super::network::Observations;
 use super::peer::RaftHandle;
 use super::role::LeaderContact;
-use super::types::{Snapshot, TypeConfig, Vote};
+use super::types::{NodeId, Snapshot, TypeConfig, Vote};
 use crate::health::phi::PeerArrivals;
 
 pub struct ContactRecorder {
@@ -33,6 +34,7 @@ pub struct ContactRecorder {
     pub leader_commit: Arc<AtomicU64>,
     /// What the failover journal needs to hear: the leader's contact, transfer requests.
     pub observed: Arc<Observations>,
+    pub crash: Arc<CrashProbe>,
 }
 
 /// When this node may grant votes. openraft keeps the leader lease a follower honours
@@ -130,6 +132,11 @@ impl RaftHandle for ContactRecorder {
     fn transfer_leader(&self, req: TransferLeaderRequest<TypeConfig>) -> Remote<TransferLeaderResponse<TypeConfig>> {
         self.observed.transfer_requested();
         RaftHandle::transfer_leader(&self.raft, req)
+    }
+
+    fn connection_closed(&self, from: NodeId) {
+        let (raft, crash) = (self.raft.clone(), self.crash.clone());
+        tokio::spawn(async move { crash.connection_closed(raft, from).await });
     }
 }
 

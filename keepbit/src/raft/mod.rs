@@ -15,6 +15,10 @@
 //! - [`app`]: the application protocol between nodes (forwarded writes, read index …).
 //! - [`contact`]: records when a leader last reached this node; gates votes after a
 //!   restart (the quiet period) and after an empty-disk start.
+//! - [`crash`]: a leader whose connection closed and whose port refuses a reconnect has
+//!   crashed: elect at once instead of waiting for the election timeout.
+//! - [`switchover`]: planned leadership transfer (FAILOVER) with a write pause, a deadline,
+//!   a fallback and ABORT; the target choice as a pure function.
 //! - [`compaction`]: snapshots by entries or bytes, staggered per node; the log kept behind
 //!   a snapshot bounded in entries and bytes.
 //! - [`state_machine`]: applies committed entries to the `Machine`; snapshots.
@@ -28,6 +32,7 @@ pub mod bootstrap;
 pub mod cluster;
 pub mod compaction;
 pub mod contact;
+pub mod crash;
 pub mod journal;
 pub mod log_store;
 pub mod membership;
@@ -36,4 +41,5 @@ pub mod peer;
 pub mod role;
 pub mod routing;
 pub mod state_machine;
+pub mod switchover;
 pub mod types;

@@ -81,6 +81,8 @@ impl Cluster {
     }
 
     async fn route_write(&self, db: usize, command: Command) -> Result<Written, ExecError> {
+        // Held while a switchover waits for sync; routed afresh once released.
+        let _admitted = self.switchover.gate.admit().await;
         if self.is_primary() {
             return self.write_here(db, &command).await;
         }
@@ -95,6 +97,7 @@ impl Cluster {
     }
 
     async fn route_exec(&self, db: usize, queued: Vec<Command>, watch: Watch) -> Result<Option<Written>, ExecError> {
+        let _admitted = self.switchover.gate.admit().await;
         if watch.flag.load(Relaxed) {
             return Ok(None);
         }
@@ -183,6 +186,9 @@ impl Executor for Cluster {
     }
 
     fn expire(&self, op: Op) -> BoxFuture<'_, Result<Written, ExecError>> {
-        Box::pin(async move { self.submit_op(&op).await })
+        Box::pin(async move {
+            let _admitted = self.switchover.gate.admit().await;
+            self.submit_op(&op).await
+        })
     }
 }

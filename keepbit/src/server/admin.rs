@@ -6,6 +6,7 @@ mod client;
 mod command;
 mod config;
 mod events;
+pub mod failover;
 mod fault;
 mod info;
 mod pubsub;
@@ -14,6 +15,7 @@ pub use client::client;
 pub use command::command;
 pub use config::config;
 pub use events::{events, record_reply};
+pub use failover::failover;
 pub use fault::{fault, spawn_stalls};
 pub use info::info;
 pub use pubsub::pubsub;
@@ -35,10 +37,13 @@ pub fn valid_client_name(name: &[u8]) -> Result<String> {
     Ok(lossy(name))
 }
 
-/// Subcommands only the `admin` user may run: they change membership, configuration or
-/// other clients' connections. Returns the ACL-style name (`config|set`) when `args` is
-/// one of them.
+/// Subcommands only the `admin` user may run: they change membership, configuration,
+/// leadership (FAILOVER, whatever its arguments) or other clients' connections. Returns the
+/// ACL-style name (`config|set`) when `args` is one of them.
 pub fn admin_only(args: &[Bytes]) -> Option<String> {
+    if args.first().is_some_and(|n| is(n, "failover")) {
+        return Some("failover".into());
+    }
     const GATED: &[(&str, &[&str])] =
         &[("config", &["set", "resetstat", "rewrite"]), ("client", &["kill"]), ("keepbit", &["cluster", "fault"])];
     let (name, sub) = (args.first()?, args.get(1)?);

@@ -104,6 +104,7 @@ pub fn info_replication(srv: &Server, out: &mut String) {
     kv("keepbit_commit_index", &view.committed);
     kv("keepbit_snapshot_index", &view.snapshot_index);
     kv("keepbit_purged_index", &view.purged_index);
+    kv("master_failover_state", &super::admin::failover::state(srv));
     kv("master_replid", &format!("{:040x}", view.term));
     kv("master_repl_offset", &view.last_applied);
 }

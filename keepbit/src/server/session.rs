@@ -198,6 +198,7 @@ impl Session {
             S::Wait => replication::wait(&srv, &args).await,
             S::Sentinel => replication::sentinel(&srv, &args).await,
             S::Keepbit => replication::keepbit_admin(&srv, &args).await,
+            S::Failover => admin::failover(&srv, self.client.id, &args).await,
             S::Role => Ok(replication::role(&srv)),
             S::Hello => self.hello(&args),
             S::Auth => self.auth(&args),

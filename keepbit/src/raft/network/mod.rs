@@ -349,7 +349,8 @@ fn is_open(io: &mut Box<dyn PeerIo>) -> bool {
     io.read(&mut probe).now_or_never().is_none()
 }
 
-async fn resolve(addr: &str) -> io::Result<SocketAddr> {
+/// `addr` (`ip:port` or `name:port`) as a socket address; a name is looked up now.
+pub(crate) async fn resolve(addr: &str) -> io::Result<SocketAddr> {
     if let Ok(a) = addr.parse() {
         return Ok(a);
     }

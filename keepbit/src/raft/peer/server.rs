@@ -27,6 +27,9 @@ pub trait RaftHandle: Send + Sync + 'static {
         &self,
         req: TransferLeaderRequest<TypeConfig>,
     ) -> BoxFuture<'static, RemoteResult<TransferLeaderResponse<TypeConfig>>>;
+    /// A peer's connection closed (end of stream or reset, not an idle timeout): the
+    /// crash detector's cue (`raft::crash`).
+    fn connection_closed(&self, _from: NodeId) {}
 }
 
 impl<SM> RaftHandle for openraft::Raft<TypeConfig, SM>
@@ -262,8 +265,13 @@ async fn serve_requests<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, peer: Sock
     loop {
         let payload = match read_frame(&mut io, ctx.limits.frame_len_max_bytes, idle, progress).await {
             Ok(p) => p,
-            Err(e @ (FrameError::Closed | FrameError::Idle(_))) => {
+            Err(e @ FrameError::Idle(_)) => {
                 tracing::debug!(peer = %peer, from, "peer connection ends: {e}");
+                return;
+            }
+            Err(e @ (FrameError::Closed | FrameError::Truncated | FrameError::Io(_))) => {
+                tracing::debug!(peer = %peer, from, "peer connection ends: {e}");
+                ctx.raft.connection_closed(from);
                 return;
             }
             Err(e) => {
@@ -281,10 +289,12 @@ async fn serve_requests<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, peer: Sock
         };
         let Some(resp) = handle_request(&mut io, req, from, ctx).await else {
             tracing::debug!(peer = %peer, from, "peer went away during a request");
+            ctx.raft.connection_closed(from);
             return;
         };
         if let Err(e) = send_response(&mut io, &resp, ctx).await {
             tracing::debug!(peer = %peer, from, "cannot answer peer: {e}");
+            ctx.raft.connection_closed(from);
             return;
         }
     }
