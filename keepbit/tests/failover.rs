@@ -233,6 +233,8 @@ fn failover_waiting_for_a_stuck_target_can_be_aborted_or_times_out() {
 fn failover_falls_back_to_another_voter_when_the_target_dies_mid_transfer() {
     let mut c = slow_cluster();
     let p = c.wait_primary(SETTLE);
+    // Any entry still to come (the journal's) would leave the killed target behind.
+    c.wait_log_quiet(p, Duration::from_millis(500), SETTLE);
     let mut standbys = c.ids().into_iter().filter(|&id| id != p);
     let (target, other) = (standbys.next().expect("standby"), standbys.next().expect("standby"));
     let (ip, port) = (c.node(target).ip.clone(), c.node(target).client_port.to_string());

@@ -442,6 +442,24 @@ impl TestCluster {
         }
     }
 
+    /// Waits until `primary`'s log has stopped growing for `quiet` and every live node has
+    /// applied all of it (start-up entries such as the failover journal's are in), so which
+    /// standbys are caught up cannot change under the test.
+    pub fn wait_log_quiet(&self, primary: u64, quiet: Duration, deadline: Duration) {
+        let end = Instant::now() + deadline;
+        loop {
+            let index = self.applied(primary).unwrap_or(0);
+            for id in self.live() {
+                self.wait_applied(id, index, end.saturating_duration_since(Instant::now()));
+            }
+            std::thread::sleep(quiet);
+            if self.applied(primary) == Some(index) {
+                return;
+            }
+            assert!(Instant::now() < end, "node {primary}'s log kept growing for {deadline:?}");
+        }
+    }
+
     pub fn applied(&self, id: u64) -> Option<u64> {
         self.info_field(id, "master_repl_offset")
     }
