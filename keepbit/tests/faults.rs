@@ -13,7 +13,7 @@ const ELECTION: Duration = Duration::from_secs(20);
 const GUARD: &[(&str, &str)] = &[("KEEPBIT_FAULTS", "1")];
 
 /// Small thresholds, checked often, so a few slow fsyncs or one stall show at once.
-const HEALTH: &str = "[health]\ninterval_ms = 50\nwindow_s = 60\nfsync_p99_degraded_ms = 40\n\
+const HEALTH: &str = "[health]\ninterval_ms = 50\nwindow_s = 60\nproactive = false\nfsync_p99_degraded_ms = 40\n\
     fsync_p99_failing_ms = 250\nstall_ms = 150\nstalls_failing_count = 1000\n";
 
 /// `top` lines for `n` nodes: the health settings plus `[faults]`.

@@ -31,6 +31,15 @@ pub struct HealthConfig {
     /// Phi above which a peer is suspected (Cassandra's default is 8: at a steady
     /// heartbeat, about 18 missed intervals).
     pub phi_threshold: f64,
+    /// Move leadership off this node, when it is primary, before a check that keeps
+    /// failing turns into client errors (`health::policy`).
+    pub proactive: bool,
+    /// How long a check must stay bad before it moves leadership.
+    pub proactive_sustain_ms: u64,
+    /// No proactive move within this long of any leadership change.
+    pub proactive_cooldown_ms: u64,
+    /// At most this many proactive moves in any hour, cluster wide.
+    pub proactive_max_per_hour: u64,
 }
 
 impl Default for HealthConfig {
@@ -53,6 +62,10 @@ impl Default for HealthConfig {
             memory_degraded_percent: 90,
             memory_failing_percent: 100,
             phi_threshold: 8.0,
+            proactive: true,
+            proactive_sustain_ms: 30_000,
+            proactive_cooldown_ms: 300_000,
+            proactive_max_per_hour: 3,
         }
     }
 }
@@ -77,6 +90,9 @@ impl HealthConfig {
         }
         if self.window_s == 0 || self.window_s > 3_600 {
             return Some(("health.window_s", "must be between 1 and 3600"));
+        }
+        if self.proactive_sustain_ms == 0 {
+            return Some(("health.proactive_sustain_ms", "must be greater than 0"));
         }
         if !(self.phi_threshold > 0.0 && self.phi_threshold.is_finite()) {
             return Some(("health.phi_threshold", "must be a positive number"));

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod evaluate;
 pub mod phi;
+pub mod policy;
 pub mod window;
 
 #[cfg(test)]

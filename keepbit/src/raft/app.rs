@@ -50,6 +50,12 @@ pub enum AppRequest {
     Progress,
     /// Campaign now: a switchover's target did not take over in time (`switchover`).
     Elect,
+    /// The primary is about to hand over proactively because of this check (`proactive`).
+    Handover {
+        check: String,
+    },
+    /// This node's own health as a switchover target (`proactive`).
+    Health,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -67,6 +73,8 @@ pub enum AppResponse {
         initialized: bool,
         committed: u64,
     },
+    /// `health::Status::level`, or `None` before the first evaluation.
+    Health(Option<u8>),
 }
 
 impl From<Result<Written, ExecError>> for AppResponse {
@@ -141,6 +149,11 @@ pub async fn handle(cluster: &Cluster, req: AppRequest) -> AppResponse {
             Ok(()) => AppResponse::Done,
             Err(e) => AppResponse::Failed(ExecError::Fatal(e.to_string())),
         },
+        AppRequest::Handover { check } => {
+            cluster.network.observations().proactive_announced(&check);
+            AppResponse::Done
+        }
+        AppRequest::Health => AppResponse::Health(cluster.local_health()),
         AppRequest::Progress => {
             let (initialized, committed) = cluster.progress().await;
             AppResponse::Progress { initialized, committed }

@@ -68,6 +68,8 @@ pub struct Cluster {
     pub loop_probe: Arc<LoopProbe>,
     /// A planned switchover's phase and the gate that holds writes during it.
     pub(super) switchover: Switchover,
+    /// This node's own health as a switchover target, for the primary to ask (`proactive`).
+    pub(super) local_health: super::proactive::LocalHealth,
 }
 
 /// Counts an entry's bytes as in flight until dropped.
@@ -201,6 +203,7 @@ impl Cluster {
             )),
             metrics,
             switchover: Switchover::default(),
+            local_health: Default::default(),
         });
         // Spawned from here, the probe ticks on the runtime replication runs on.
         let interval = Duration::from_millis(config.health.interval_ms);

@@ -5,6 +5,8 @@
 //!
 //! What the new primary can observe, and how [`classify`] reads it:
 //!
+//! - a proactive handover announced by the old primary shortly before winning →
+//!   `proactive: <check>` (the check that made it hand over);
 //! - a transfer-leader request received shortly before winning → planned switchover;
 //! - no leader has reached this node since it started → restart (a cluster start or
 //!   restart: the old primary is then the journal's last new primary);
@@ -39,12 +41,17 @@ pub struct Observed {
     pub had_contact: bool,
     /// The old primary asked this node to take over (transfer-leader) just before.
     pub transfer_requested: bool,
+    /// The old primary announced a proactive handover because of this check just before.
+    pub proactive: Option<&'static str>,
     /// What calls to the old primary met since its last contact.
     pub old_seen: SeenSince,
 }
 
 /// The cause of a leadership change, from what the new primary observed.
 pub fn classify(o: &Observed) -> Cause {
+    if let Some(check) = o.proactive {
+        return Cause::Proactive(check.to_string());
+    }
     if o.transfer_requested {
         return Cause::PlannedSwitchover;
     }
@@ -109,6 +116,7 @@ impl Cluster {
             old_primary,
             had_contact: won.contact.is_some(),
             transfer_requested: won.campaign.transfer_requested.is_some_and(|t| t.elapsed() <= 4 * lease),
+            proactive: won.campaign.proactive.filter(|p| p.1.elapsed() <= 4 * lease).map(|p| p.0),
             old_seen: old_addr.map(|a| self.network.observations().peer(&a).since(since)).unwrap_or_default(),
         }
     }
@@ -210,6 +218,16 @@ mod tests {
                 "planned switchover",
             ),
             ("no leader since this node started", Observed { had_contact: false, ..base }, "restart"),
+            (
+                "asked to take over after a proactive announcement",
+                Observed { transfer_requested: true, proactive: Some("fsync"), ..base },
+                "proactive: fsync",
+            ),
+            (
+                "announced, then the fallback's election (no transfer request)",
+                Observed { proactive: Some("disk"), old_seen: seen(false, false, true), ..base },
+                "proactive: disk",
+            ),
             (
                 "this node led before",
                 Observed { old_primary: Some(2), old_seen: seen(true, false, false), ..base },

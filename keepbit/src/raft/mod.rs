@@ -19,6 +19,8 @@
 //!   crashed: elect at once instead of waiting for the election timeout.
 //! - [`switchover`]: planned leadership transfer (FAILOVER) with a write pause, a deadline,
 //!   a fallback and ABORT; the target choice as a pure function.
+//! - [`proactive`]: a switchover started by this primary's health (`health::policy`); each
+//!   node's own health as a target, asked by the primary.
 //! - [`compaction`]: snapshots by entries or bytes, staggered per node; the log kept behind
 //!   a snapshot bounded in entries and bytes.
 //! - [`state_machine`]: applies committed entries to the `Machine`; snapshots.
@@ -38,6 +40,7 @@ pub mod log_store;
 pub mod membership;
 pub mod network;
 pub mod peer;
+pub mod proactive;
 pub mod role;
 pub mod routing;
 pub mod state_machine;

@@ -147,7 +147,7 @@ impl WriteGate {
         Admitted(self)
     }
 
-    fn close(&self) {
+    pub(super) fn close(&self) {
         self.paused.send_replace(true);
     }
 
@@ -180,7 +180,7 @@ pub struct Switchover {
 }
 
 /// Puts the phase back and reopens the gate however the switchover ends.
-struct Reset<'a>(&'a Switchover);
+pub(super) struct Reset<'a>(&'a Switchover);
 
 impl Drop for Reset<'_> {
     fn drop(&mut self) {
@@ -194,12 +194,12 @@ impl Switchover {
         *self.phase.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn set(&self, phase: Phase) {
+    pub(super) fn set(&self, phase: Phase) {
         *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = phase;
     }
 
     /// Enters waiting-for-sync unless a switchover is already running.
-    fn begin(&self) -> Result<Reset<'_>, FailoverError> {
+    pub(super) fn begin(&self) -> Result<Reset<'_>, FailoverError> {
         let mut phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
         if *phase != Phase::None {
             return Err(FailoverError::InProgress);
@@ -237,7 +237,7 @@ pub struct FailoverRequest {
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Cluster {
-    fn candidates(&self) -> Candidates {
+    pub(super) fn candidates(&self) -> Candidates {
         let m = self.raft.metrics().borrow_watched().clone();
         let lease = Duration::from_millis(self.config.election_timeout_max_ms);
         let online = m
@@ -307,7 +307,7 @@ impl Cluster {
     }
 
     /// Waits for writes in flight to finish and a target to catch up.
-    async fn wait_for_sync(
+    pub(super) async fn wait_for_sync(
         &self,
         wanted: Option<NodeId>,
         force: bool,
@@ -347,7 +347,7 @@ impl Cluster {
 
     /// Triggers the transfer and waits for a new primary; after `election_timeout_min`
     /// without one, tells another caught-up voter to campaign.
-    async fn hand_over(&self, target: NodeId, deadline: Instant) -> Result<NodeId, FailoverError> {
+    pub(super) async fn hand_over(&self, target: NodeId, deadline: Instant) -> Result<NodeId, FailoverError> {
         let before = self.candidates();
         if self.raft.trigger().transfer_leader(target).await.is_err() {
             return Err(FailoverError::NoNewPrimary);

@@ -2,6 +2,7 @@
 //! samples (event-loop lateness of both runtimes, log positions, fsync latency, disk, memory, peer phi),
 //! runs the pure evaluators of [`crate::health`], keeps the report the admin endpoints,
 //! `INFO keepbit` and `KEEPBIT HEALTH` show, and refreshes the gauges of `/metrics`.
+//! On a cluster node each tick also feeds the proactive switchover (`server::proactive`).
 //! Its cost is bounded: a few syscalls and a sort of at most 4096 fsync latencies a tick.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,6 +15,7 @@ use crate::health::{evaluate, json_escape, overall, Check, HealthConfig, Samples
 use crate::metrics::LoopProbe;
 use crate::raft::cluster::Cluster;
 use crate::raft::role::RoleView;
+use crate::server::proactive::Proactive;
 use crate::server::Server;
 
 /// The last evaluation.
@@ -208,6 +210,7 @@ pub fn spawn_sampler(server: &Arc<Server>) {
         host_memory_bytes: host_memory_bytes(),
         data_dir: config.data_dir,
     };
+    let mut proactive = Proactive::new(&sampler.cfg);
     let weak = Arc::downgrade(server);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
@@ -221,6 +224,9 @@ pub fn spawn_sampler(server: &Arc<Server>) {
                 srv.metrics.set_health(c.name, c.status);
             }
             srv.metrics.connections.set(srv.clients.len() as i64);
+            if let Some(c) = &srv.cluster {
+                proactive.tick(c, &checks).await;
+            }
             let mut report = srv.health.lock().unwrap_or_else(|e| e.into_inner());
             report.status = overall(&checks);
             report.checks = checks;

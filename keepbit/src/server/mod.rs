@@ -9,7 +9,8 @@
 //! - [`clients`]: what the server can see of connected clients; [`stats`]: counters.
 //! - [`health`]: the health sampler and its report; [`http`]: the admin HTTP port
 //!   (`/health`, `/ready`, `/primary`, `/replica`, `/metrics`); [`dashboard`]: the live
-//!   dashboard it serves at `/`.
+//!   dashboard it serves at `/`; [`proactive`]: moves leadership off this primary when
+//!   its health keeps degrading (policy in `health::policy`).
 
 pub mod admin;
 pub mod clients;
@@ -17,6 +18,7 @@ mod conn;
 pub mod dashboard;
 pub mod health;
 pub mod http;
+mod proactive;
 mod replication;
 pub mod session;
 pub mod stats;

@@ -60,6 +60,8 @@ pub struct Observations {
 pub struct Campaign {
     pub started: Option<Instant>,
     pub transfer_requested: Option<Instant>,
+    /// The current leader announced a proactive handover because of this check, and when.
+    pub proactive: Option<(&'static str, Instant)>,
 }
 
 impl Observations {
@@ -95,6 +97,14 @@ impl Observations {
     /// The current leader asked this node to take over.
     pub fn transfer_requested(&self) {
         self.campaign_lock().transfer_requested = Some(Instant::now());
+    }
+
+    /// The current leader is about to hand over because of `check` (one of
+    /// `health::CHECKS`; any other name is ignored).
+    pub fn proactive_announced(&self, check: &str) {
+        if let Some(name) = crate::health::CHECKS.iter().find(|c| **c == check) {
+            self.campaign_lock().proactive = Some((name, Instant::now()));
+        }
     }
 
     /// The campaign so far, which ends with this call (this node won it).
