@@ -17,6 +17,7 @@ use crate::cmd::{Command, Run, SessionCmd};
 use crate::error::{CmdError, ExecError};
 use crate::machine::{Watch, Written};
 use crate::reply::Reply;
+use crate::store::journal::Cause;
 use crate::store::op::Watched;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -49,7 +50,11 @@ pub enum AppRequest {
     /// starting with an empty disk asks before it forms anything).
     Progress,
     /// Campaign now: a switchover's target did not take over in time (`switchover`).
+    /// Refused by a node with priority 0.
     Elect,
+    /// The primary is about to hand leadership to the receiver for this reason (the cause
+    /// it journals if it takes over: planned switchover, `failback`, …).
+    Announce(Cause),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -137,6 +142,13 @@ pub async fn handle(cluster: &Cluster, req: AppRequest) -> AppResponse {
             }
         }
         AppRequest::IsPrimary => AppResponse::IsPrimary(cluster.is_primary()),
+        AppRequest::Announce(cause) => {
+            cluster.network.observations().announced(cause);
+            AppResponse::Done
+        }
+        AppRequest::Elect if cluster.config.priority_of(cluster.id) == 0 => {
+            AppResponse::Failed(ExecError::Fatal("priority 0: this node never campaigns".into()))
+        }
         AppRequest::Elect => match cluster.raft.trigger().elect(false).await {
             Ok(()) => AppResponse::Done,
             Err(e) => AppResponse::Failed(ExecError::Fatal(e.to_string())),

@@ -5,7 +5,8 @@
 //!
 //! What the new primary can observe, and how [`classify`] reads it:
 //!
-//! - a transfer-leader request received shortly before winning → planned switchover;
+//! - a transfer-leader request received shortly before winning → the reason the old
+//!   primary announced with it (`failback`, `proactive: …`), else planned switchover;
 //! - no leader has reached this node since it started → restart (a cluster start or
 //!   restart: the old primary is then the journal's last new primary);
 //! - a call to the old primary (the pre-vote, vote or first appends) after the last
@@ -30,7 +31,7 @@ use crate::store::journal::{Cause, FailoverRecord};
 use crate::store::{Op, OpKind};
 
 /// What the new primary knows when it classifies a leadership change.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Observed {
     pub me: NodeId,
     /// The old primary, if known.
@@ -39,6 +40,8 @@ pub struct Observed {
     pub had_contact: bool,
     /// The old primary asked this node to take over (transfer-leader) just before.
     pub transfer_requested: bool,
+    /// Why, as the old primary announced it before asking (`AppRequest::Announce`).
+    pub announced: Option<Cause>,
     /// What calls to the old primary met since its last contact.
     pub old_seen: SeenSince,
 }
@@ -46,7 +49,7 @@ pub struct Observed {
 /// The cause of a leadership change, from what the new primary observed.
 pub fn classify(o: &Observed) -> Cause {
     if o.transfer_requested {
-        return Cause::PlannedSwitchover;
+        return o.announced.clone().unwrap_or(Cause::PlannedSwitchover);
     }
     if !o.had_contact {
         return Cause::Restart;
@@ -104,11 +107,13 @@ impl Cluster {
         let lease = Duration::from_millis(self.config.election_timeout_max_ms);
         let old_addr = old_primary.and_then(|id| self.role().members.into_iter().find(|m| m.0 == id)).map(|m| m.1.addr);
         let since = won.contact.map(|c| c.1);
+        let fresh = |t: &Instant| t.elapsed() <= 4 * lease;
         Observed {
             me: self.id,
             old_primary,
             had_contact: won.contact.is_some(),
-            transfer_requested: won.campaign.transfer_requested.is_some_and(|t| t.elapsed() <= 4 * lease),
+            transfer_requested: won.campaign.transfer_requested.as_ref().is_some_and(fresh),
+            announced: won.campaign.announced.as_ref().filter(|a| fresh(&a.1)).map(|a| a.0.clone()),
             old_seen: old_addr.map(|a| self.network.observations().peer(&a).since(since)).unwrap_or_default(),
         }
     }
@@ -190,26 +195,50 @@ mod tests {
     #[test]
     fn causes_from_observations() {
         let base = Observed { me: 2, old_primary: Some(1), had_contact: true, ..Observed::default() };
+        let asked = Observed { transfer_requested: true, ..base.clone() };
         let cases = [
             (
                 "old primary refused connections",
-                Observed { old_seen: seen(true, false, true), ..base },
+                Observed { old_seen: seen(true, false, true), ..base.clone() },
                 "crash: connection refused",
             ),
-            ("connected but unanswered", Observed { old_seen: seen(false, false, true), ..base }, "heartbeat timeout"),
-            ("nothing learnt about it yet", base, "heartbeat timeout"),
-            ("never connected", Observed { old_seen: seen(false, true, true), ..base }, "partition (no quorum)"),
+            (
+                "connected but unanswered",
+                Observed { old_seen: seen(false, false, true), ..base.clone() },
+                "heartbeat timeout",
+            ),
+            ("nothing learnt about it yet", base.clone(), "heartbeat timeout"),
+            (
+                "never connected",
+                Observed { old_seen: seen(false, true, true), ..base.clone() },
+                "partition (no quorum)",
+            ),
             (
                 "refused wins over unconnected",
-                Observed { old_seen: seen(true, true, false), ..base },
+                Observed { old_seen: seen(true, true, false), ..base.clone() },
                 "crash: connection refused",
             ),
             (
                 "asked to take over",
-                Observed { transfer_requested: true, old_seen: seen(true, false, false), ..base },
+                Observed { transfer_requested: true, old_seen: seen(true, false, false), ..base.clone() },
                 "planned switchover",
             ),
-            ("no leader since this node started", Observed { had_contact: false, ..base }, "restart"),
+            (
+                "asked to take over for a failback",
+                Observed { announced: Some(Cause::Failback), ..asked.clone() },
+                "failback",
+            ),
+            (
+                "the reason another mechanism announced",
+                Observed { announced: Some(Cause::Proactive("disk".into())), ..asked.clone() },
+                "proactive: disk",
+            ),
+            (
+                "an announcement without a transfer request is no switchover",
+                Observed { announced: Some(Cause::Failback), old_seen: seen(true, false, false), ..base.clone() },
+                "crash: connection refused",
+            ),
+            ("no leader since this node started", Observed { had_contact: false, ..base.clone() }, "restart"),
             (
                 "this node led before",
                 Observed { old_primary: Some(2), old_seen: seen(true, false, false), ..base },

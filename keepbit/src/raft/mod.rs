@@ -38,6 +38,7 @@ pub mod log_store;
 pub mod membership;
 pub mod network;
 pub mod peer;
+pub mod priority;
 pub mod role;
 pub mod routing;
 pub mod state_machine;
