@@ -114,6 +114,14 @@ pub struct PeerConfig {
     pub addr: String,
     /// Client address, `host:port`, reported to clients as given (ROLE, Sentinel).
     pub client_addr: String,
+    /// Leadership preference: a higher one takes over from a lower one once caught up
+    /// (`failback_quiet_ms`); 0: never primary (it hands leadership away if it wins).
+    #[serde(default = "default_priority")]
+    pub priority: u32,
+}
+
+fn default_priority() -> u32 {
+    1
 }
 
 /// Largest `max_entry_bytes` (Redis's own bulk limit, 512 MiB).
@@ -177,6 +185,12 @@ pub struct ClusterConfig {
     /// The peer port speaks mutual TLS: every member presents `tls_cert` and checks the
     /// others' certificates against `tls_ca`. All members must agree.
     pub tls: bool,
+    /// The member leadership returns to (a planned switchover journaled as `failback`)
+    /// once it has been reachable and caught up for `failback_quiet_ms`.
+    pub preferred_primary: Option<u64>,
+    /// How long a member must stay reachable and caught up before leadership moves to it
+    /// for its priority or as `preferred_primary`.
+    pub failback_quiet_ms: u64,
     /// Deliberately broken, for testing the drill: the primary acknowledges writes before
     /// they are committed (set only by the hidden `--unsafe-ack-before-commit` flag).
     #[serde(skip)]
@@ -210,6 +224,8 @@ impl Default for ClusterConfig {
             add_node_timeout_ms: 20_000,
             max_entry_bytes: 64 * 1024 * 1024,
             tls: false,
+            preferred_primary: None,
+            failback_quiet_ms: 10_000,
             unsafe_ack_before_commit: false,
         }
     }
@@ -218,6 +234,12 @@ impl Default for ClusterConfig {
 impl ClusterConfig {
     pub fn me(&self) -> Option<&PeerConfig> {
         self.peers.iter().find(|p| p.id == self.node_id)
+    }
+
+    /// A member's priority: as listed, or 1 for one the peer list does not name (added
+    /// later with `keepbit cluster add`).
+    pub fn priority_of(&self, id: u64) -> u32 {
+        self.peers.iter().find(|p| p.id == id).map_or(1, |p| p.priority)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -282,6 +304,16 @@ impl ClusterConfig {
         }
         if self.snapshot_bytes < 1 << 20 {
             return invalid("cluster.snapshot_bytes", "must be at least 1 MiB".into());
+        }
+        if !self.peers.iter().any(|p| p.priority > 0) {
+            return invalid("cluster.peers.priority", "at least one member needs a priority above 0".into());
+        }
+        if let Some(id) = self.preferred_primary.filter(|id| !self.peers.iter().any(|p| p.id == *id && p.priority > 0))
+        {
+            return invalid("cluster.preferred_primary", format!("{id} is not a member with a priority above 0"));
+        }
+        if self.failback_quiet_ms < self.election_timeout_max_ms {
+            return invalid("cluster.failback_quiet_ms", "must be at least election_timeout_max_ms".into());
         }
         Ok(())
     }
@@ -483,6 +515,14 @@ mod tests {
         peers[1].client_addr = peers[0].addr.clone();
         assert!(shared.validate().is_err());
         assert!(toml::from_str::<Config>("[cluster]\nmode = \"both\"").is_err());
+        assert_eq!(cluster.priority_of(1), 1, "priority defaults to 1");
+        let mut zero = c.clone();
+        zero.cluster.as_mut().expect("cluster").peers.iter_mut().for_each(|p| p.priority = 0);
+        assert!(zero.validate().is_err_and(|e| e.to_string().contains("priority above 0")));
+        zero.cluster.as_mut().expect("cluster").peers[1].priority = 2;
+        zero.cluster.as_mut().expect("cluster").preferred_primary = Some(1);
+        let err = zero.validate().expect_err("a priority-0 preferred primary").to_string();
+        assert!(err.contains("cluster.preferred_primary"), "{err}");
         // Names are accepted; two spellings of one name are one address.
         let mut named = c.clone();
         let peers = &mut named.cluster.as_mut().expect("cluster").peers;

@@ -13,6 +13,7 @@
 //!   against the scenario, its MTTR shown next to the client-observed gap.
 
 pub mod checker;
+pub mod gap;
 pub mod history;
 pub mod journal;
 pub mod linearizability;

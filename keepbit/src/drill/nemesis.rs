@@ -43,6 +43,8 @@ pub struct LocalCluster {
     partitioned: bool,
     /// The admin password `up::write_configs` stored (FAILOVER needs it).
     admin_password: String,
+    /// When faults hit which nodes (`drill::gap`), taken after each step.
+    hits: Vec<(Instant, Vec<u64>)>,
 }
 
 /// Runs a command, returning an error with its output if it fails.
@@ -87,7 +89,7 @@ impl LocalCluster {
             nodes.push(LocalNode { id, ip: opts.ip(id), client_addr, config, child: Some(child), paused: false });
         }
         let admin_password = std::fs::read_to_string(opts.data_dir.join(up::ADMIN_PASSWORD_FILE))?.trim().to_string();
-        let c = LocalCluster { nodes, exe, extra_args, partitioned: false, admin_password };
+        let c = LocalCluster { nodes, exe, extra_args, partitioned: false, admin_password, hits: Vec::new() };
         c.wait_primary(Duration::from_secs(30)).await?;
         Ok(c)
     }
@@ -206,6 +208,7 @@ impl LocalCluster {
         Ok(match fault {
             Fault::Kill(t) => {
                 let ids = self.targets(t).await;
+                self.hits.push((Instant::now(), ids.clone()));
                 for &id in &ids {
                     self.kill(id).await;
                 }
@@ -220,6 +223,7 @@ impl LocalCluster {
             }
             Fault::Pause(t) => {
                 let ids = self.targets(t).await;
+                self.hits.push((Instant::now(), ids.clone()));
                 for &id in &ids {
                     self.signal(id, "-STOP").await?;
                 }
@@ -234,6 +238,7 @@ impl LocalCluster {
             }
             Fault::Isolate(t) => {
                 let ids = self.targets(t).await;
+                self.hits.push((Instant::now(), ids.clone()));
                 let rest: Vec<u64> = self.nodes.iter().map(|n| n.id).filter(|id| !ids.contains(id)).collect();
                 self.partition(&ids, &rest).await?;
                 format!("isolate {}", describe(&ids, t))
@@ -242,6 +247,7 @@ impl LocalCluster {
                 let primary = self.primary().await.unwrap_or(1);
                 let other = self.nodes.iter().map(|n| n.id).find(|&id| id != primary).unwrap_or(2);
                 let small = vec![primary, other];
+                self.hits.push((Instant::now(), small.clone()));
                 let big: Vec<u64> = self.nodes.iter().map(|n| n.id).filter(|id| !small.contains(id)).collect();
                 self.partition(&small, &big).await?;
                 format!("partition {small:?} | {big:?} (primary {primary} in the minority)")
@@ -259,6 +265,7 @@ impl LocalCluster {
             Fault::RollingRestart => {
                 let ids: Vec<u64> = self.nodes.iter().map(|n| n.id).collect();
                 for id in ids {
+                    self.hits.push((Instant::now(), vec![id]));
                     self.kill(id).await;
                     self.restart(id)?;
                     self.wait_rejoined(id, Duration::from_secs(20)).await?;
@@ -395,6 +402,15 @@ impl Testbed {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// When the faults since the last call hit which nodes (none known for an external
+    /// cluster).
+    pub fn take_hits(&mut self) -> Vec<(Instant, Vec<u64>)> {
+        match self {
+            Testbed::Local(c) => std::mem::take(&mut c.hits),
+            Testbed::External { .. } => Vec::new(),
         }
     }
 

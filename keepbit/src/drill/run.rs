@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use keepbit_resp::Frame;
 
 use super::checker::{self, FinalState};
+use super::gap::{self, Hit};
 use super::history::{Action, Event};
 use super::journal;
 use super::nemesis::{self, LocalCluster, Testbed};
@@ -173,6 +174,7 @@ async fn run_round(
         tokio::spawn(workload::run(addrs.clone(), keys.clone(), wopts, start, stop_clients.clone(), ops.clone()));
     let tracker = tokio::spawn(workload::track_leaders(addrs.clone(), start, stop_tracker.clone()));
     let mut marks = Vec::new();
+    let mut hits = Vec::new();
     let mut switchover_us = None;
     for step in s.steps {
         tokio::time::sleep_until((start + Duration::from_millis(step.at_ms)).into()).await;
@@ -189,6 +191,22 @@ async fn run_round(
         if step.fault == scenario::Fault::Switchover {
             switchover_us = Some((began_us, at_us));
             at_us = began_us;
+        }
+        let taken = cluster.take_hits();
+        let us = |at: Instant| at.saturating_duration_since(start).as_micros() as u64;
+        if step.fault == scenario::Fault::RollingRestart {
+            // One fault per node restarted, each at its own instant.
+            for (at, nodes) in taken {
+                let what = format!("rolling restart: kill -9 and restart node {nodes:?}");
+                marks.push(Mark { at_us: us(at), kind: "fault".into(), what });
+                hits.push(Hit { at_us: us(at), nodes });
+            }
+            marks.push(Mark { at_us, kind: "heal".into(), what });
+            continue;
+        }
+        if kind == "fault" {
+            let nodes = taken.into_iter().flat_map(|t| t.1).collect();
+            hits.push(Hit { at_us, nodes });
         }
         marks.push(Mark { at_us, kind: kind.into(), what });
     }
@@ -208,7 +226,7 @@ async fn run_round(
     let duration_us = start.elapsed().as_micros() as u64;
     let fin = read_back(&addrs, &keys, &events).await?;
     let mut check = checker::check(&events, &fin, o.check_budget);
-    let mut availability = measure(&events, &marks, &leaders);
+    let mut availability = measure(&events, &hits, &leaders);
     if let Some((from_us, to_us)) = switchover_us {
         availability.write_gap_ms = write_pause_ms(&events, from_us, to_us);
     }
@@ -303,8 +321,9 @@ async fn try_read_back(addrs: &[String], keys: &Keys, events: &[Event]) -> anyho
     Ok(fin)
 }
 
-/// Availability figures around the round's first fault.
-pub fn measure(events: &[Event], marks: &[Mark], leaders: &[LeaderChange]) -> Availability {
+/// Availability figures: the write gap over every fault that hit the primary
+/// ([`gap::write_gap_ms`]), detection and the new primary around the first such fault.
+pub fn measure(events: &[Event], hits: &[Hit], leaders: &[LeaderChange]) -> Availability {
     let mut a = Availability {
         ok: events.iter().filter(|e| e.ok()).count() as u64,
         failed: events.iter().filter(|e| matches!(e.outcome, super::history::Outcome::Fail { .. })).count() as u64,
@@ -322,15 +341,9 @@ pub fn measure(events: &[Event], marks: &[Mark], leaders: &[LeaderChange]) -> Av
             prev = l.leader;
         }
     }
-    let Some(fault) = marks.iter().find(|m| m.kind == "fault") else { return a };
-    let t = fault.at_us;
+    let Some(&t) = gap::primary_faults(hits, leaders).first() else { return a };
     let ms = |us: u64| (us.saturating_sub(t)) as f64 / 1000.0;
-    a.write_gap_ms = events
-        .iter()
-        .filter(|e| e.ok() && e.action.is_write() && e.complete_us > t)
-        .map(|e| e.complete_us)
-        .min()
-        .map(ms);
+    a.write_gap_ms = gap::write_gap_ms(events, hits, leaders);
     let last_before = leaders.iter().rev().find(|l| l.at_us <= t);
     let (before, term_before) = (last_before.and_then(|l| l.leader), last_before.map_or(0, |l| l.term));
     let after: Vec<&LeaderChange> = leaders.iter().filter(|l| l.at_us > t).collect();

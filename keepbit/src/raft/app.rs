@@ -17,6 +17,7 @@ use crate::cmd::{Command, Run, SessionCmd};
 use crate::error::{CmdError, ExecError};
 use crate::machine::{Watch, Written};
 use crate::reply::Reply;
+use crate::store::journal::Cause;
 use crate::store::op::Watched;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -48,14 +49,24 @@ pub enum AppRequest {
     /// Whether the receiver belongs to a formed cluster, and its commit index (a node
     /// starting with an empty disk asks before it forms anything).
     Progress,
-    /// Campaign now: a switchover's target did not take over in time (`switchover`).
-    Elect,
+    /// Campaign now: a switchover's target did not take over in time (`switchover`), or
+    /// a crashed leader's survivor failed its own campaign (`crash`). `from` asks in its
+    /// `term`. Refused by a node with priority 0, and by one that already follows a live
+    /// leader other than `from` in that term or later: that leader is the new primary the
+    /// asker has not heard of yet, and an election would only depose it.
+    Elect {
+        from: NodeId,
+        term: u64,
+    },
     /// The primary is about to hand over proactively because of this check (`proactive`).
     Handover {
         check: String,
     },
     /// This node's own health as a switchover target (`proactive`).
     Health,
+    /// The primary is about to hand leadership to the receiver for this reason (the cause
+    /// it journals if it takes over: planned switchover, `failback`, …).
+    Announce(Cause),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -117,6 +128,36 @@ fn valid_block(cmds: Vec<Vec<Bytes>>) -> Result<Vec<Command>, ExecError> {
         .collect()
 }
 
+/// The leader this node follows if it is live (heard from within the lease), is not
+/// `asker`, and leads in `term` or later.
+fn live_leader_since(cluster: &Cluster, asker: NodeId, term: u64) -> Option<NodeId> {
+    let m = openraft::async_runtime::WatchReceiver::borrow_watched(&cluster.raft.metrics()).clone();
+    let contact = *cluster.leader_contact.lock().unwrap_or_else(|e| e.into_inner());
+    let here = Following {
+        me: cluster.id,
+        leader: m.current_leader,
+        term: m.current_term,
+        contact: contact.map(|(id, at)| (id, at.elapsed().as_millis() as u64)),
+    };
+    here.live_leader_other_than(asker, term, cluster.config.election_timeout_max_ms)
+}
+
+/// Whom this node follows, as plain data (ages instead of instants).
+struct Following {
+    me: NodeId,
+    leader: Option<NodeId>,
+    term: u64,
+    /// The leader that last replicated here, and how many milliseconds ago.
+    contact: Option<(NodeId, u64)>,
+}
+
+impl Following {
+    fn live_leader_other_than(&self, asker: NodeId, term: u64, lease_ms: u64) -> Option<NodeId> {
+        let leader = self.leader.filter(|&l| l != asker && l != self.me && self.term >= term)?;
+        self.contact.filter(|&(id, age)| id == leader && age <= lease_ms).map(|_| leader)
+    }
+}
+
 /// Answers one peer request on `cluster`.
 pub async fn handle(cluster: &Cluster, req: AppRequest) -> AppResponse {
     let databases = cluster.machine.databases();
@@ -145,7 +186,17 @@ pub async fn handle(cluster: &Cluster, req: AppRequest) -> AppResponse {
             }
         }
         AppRequest::IsPrimary => AppResponse::IsPrimary(cluster.is_primary()),
-        AppRequest::Elect => match cluster.raft.trigger().elect(false).await {
+        AppRequest::Announce(cause) => {
+            cluster.network.observations().announced(cause);
+            AppResponse::Done
+        }
+        AppRequest::Elect { from, term } if live_leader_since(cluster, from, term).is_some() => {
+            AppResponse::Failed(ExecError::Fatal("a newer primary is live here; not campaigning".into()))
+        }
+        AppRequest::Elect { .. } if cluster.config.priority_of(cluster.id) == 0 => {
+            AppResponse::Failed(ExecError::Fatal("priority 0: this node never campaigns".into()))
+        }
+        AppRequest::Elect { .. } => match cluster.raft.trigger().elect(false).await {
             Ok(()) => AppResponse::Done,
             Err(e) => AppResponse::Failed(ExecError::Fatal(e.to_string())),
         },
@@ -255,5 +306,28 @@ mod tests {
         assert!(err_text(valid_block(vec![b(&["MULTI"])])).contains("not allowed inside a transaction"));
         assert_eq!(valid_write(b(&["SET", "k", "v"])).map(|c| c.spec.name).ok(), Some("set"));
         assert_eq!(valid_block(vec![b(&["SELECT", "1"]), b(&["GET", "k"])]).map(|v| v.len()).ok(), Some(2));
+    }
+}
+
+#[cfg(test)]
+mod elect_tests {
+    use super::Following;
+
+    /// (case, following, asker, asker's term, declines because of this leader)
+    #[test]
+    fn a_node_following_a_newer_live_leader_declines_to_campaign() {
+        let f = |leader, term, contact| Following { me: 2, leader, term, contact };
+        let cases = [
+            ("the switchover target took over; the old primary asks", f(Some(1), 3, Some((1, 10))), 3, 2, Some(1)),
+            ("still following the asker (the target never took over)", f(Some(3), 2, Some((3, 10))), 3, 2, None),
+            ("a leader elected in the asker's own failed term", f(Some(1), 5, Some((1, 10))), 3, 5, Some(1)),
+            ("the dead leader of an older term", f(Some(1), 4, Some((1, 10))), 3, 5, None),
+            ("a leader not heard from within the lease", f(Some(1), 3, Some((1, 500))), 3, 2, None),
+            ("no leader known", f(None, 3, None), 3, 2, None),
+            ("contact from another node than the leader", f(Some(1), 3, Some((3, 10))), 3, 2, None),
+        ];
+        for (case, following, asker, term, want) in cases {
+            assert_eq!(following.live_leader_other_than(asker, term, 120), want, "{case}");
+        }
     }
 }

@@ -217,7 +217,7 @@ impl Cluster {
                 arrivals: cluster.arrivals.clone(),
                 leader_commit: cluster.leader_commit.clone(),
                 observed: cluster.network.observations(),
-                crash: Arc::new(CrashProbe::new(cc.node_id, own_ip, cluster.network.clone(), cc.heartbeat_ms)),
+                crash: Arc::new(CrashProbe::new(cc.node_id, own_ip, cluster.network.clone(), &cc)),
             },
             auth,
             app::handler(&cluster),
@@ -227,6 +227,7 @@ impl Cluster {
         ));
         cluster.bootstrap().await?;
         tokio::spawn(role::follow(Arc::downgrade(&cluster)));
+        tokio::spawn(super::priority::watch(Arc::downgrade(&cluster)));
         Ok(cluster)
     }
 

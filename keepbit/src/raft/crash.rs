@@ -9,7 +9,8 @@
 //! (`handle_transfer_leader` naming this node), which is what lets the other voters grant
 //! their vote before the dead leader's lease runs out on their clocks. A leader that is
 //! alive never refuses a dial, so it is never deposed this way; pre-vote stays on for
-//! every other election.
+//! every other election. A member with priority 0 never takes a turn (and is never asked
+//! to): it must not become primary.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -24,6 +25,7 @@ use super::app::AppRequest;
 use super::cluster::Raft;
 use super::network::Network;
 use super::types::NodeId;
+use crate::config::ClusterConfig;
 
 /// What an immediate dial to the lost leader's peer port got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +49,8 @@ pub struct LostContact {
     pub is_leader: bool,
     /// Voter ids of the current membership.
     pub voters: Vec<NodeId>,
+    /// Members with priority 0: they never campaign here.
+    pub never_primary: Vec<NodeId>,
 }
 
 /// Whether a closed connection is worth a probe: it came from the leader this voter
@@ -62,7 +66,8 @@ pub fn verdict(l: &LostContact, dial: Dial, stagger: Duration) -> Option<Duratio
     if !worth_probing(l) || dial != Dial::Refused {
         return None;
     }
-    let mut survivors: Vec<NodeId> = l.voters.iter().copied().filter(|&v| v != l.from).collect();
+    let mut survivors: Vec<NodeId> =
+        l.voters.iter().copied().filter(|&v| v != l.from && !l.never_primary.contains(&v)).collect();
     survivors.sort_unstable();
     let rank = survivors.iter().position(|&v| v == l.me)?;
     Some(stagger * rank as u32)
@@ -112,15 +117,18 @@ pub struct CrashProbe {
     pub network: Network,
     /// The gap between surviving voters' turns (two heartbeats).
     pub stagger: Duration,
+    /// Members with priority 0 (`[cluster] peers`).
+    pub never_primary: Vec<NodeId>,
     /// The (leader, term) already found crashed, so its other connections closing do not
     /// start more probes.
     handled: Mutex<Option<(NodeId, u64)>>,
 }
 
 impl CrashProbe {
-    pub fn new(me: NodeId, own_ip: IpAddr, network: Network, heartbeat_ms: u64) -> CrashProbe {
-        let stagger = Duration::from_millis(heartbeat_ms * 2);
-        CrashProbe { me, own_ip, network, stagger, handled: Mutex::new(None) }
+    pub fn new(me: NodeId, own_ip: IpAddr, network: Network, cc: &ClusterConfig) -> CrashProbe {
+        let stagger = Duration::from_millis(cc.heartbeat_ms * 2);
+        let never_primary = cc.peers.iter().filter(|p| p.priority == 0).map(|p| p.id).collect();
+        CrashProbe { me, own_ip, network, stagger, never_primary, handled: Mutex::new(None) }
     }
 
     fn lost_contact(&self, raft: &Raft, from: NodeId) -> (LostContact, u64, Option<String>) {
@@ -133,6 +141,7 @@ impl CrashProbe {
             leader: m.current_leader,
             is_leader: m.state == ServerState::Leader,
             voters: membership.voter_ids().collect(),
+            never_primary: self.never_primary.clone(),
         };
         (facts, m.current_term, addr)
     }
@@ -196,9 +205,11 @@ impl CrashProbe {
         if m.state == ServerState::Leader || m.current_leader.is_some_and(|l| l != facts.from) {
             return;
         }
-        let Ok(bytes) = postcard::to_stdvec(&AppRequest::Elect) else { return };
+        let ask = AppRequest::Elect { from: self.me, term: m.current_term };
+        let Ok(bytes) = postcard::to_stdvec(&ask) else { return };
         let membership = m.membership_config.membership();
-        for id in facts.voters.iter().filter(|&&v| v != facts.from && v != self.me) {
+        let others = facts.voters.iter().filter(|&&v| v != facts.from && v != self.me);
+        for id in others.filter(|v| !facts.never_primary.contains(v)) {
             let Some(addr) = membership.get_node(id).map(|n| n.addr.clone()) else { continue };
             tracing::warn!("no leader a turn after campaigning; asking node {id} to campaign");
             if let Err(e) = self.network.call_app(&addr, bytes.clone(), self.stagger).await {
@@ -213,7 +224,7 @@ mod tests {
     use super::*;
 
     fn follower(me: NodeId) -> LostContact {
-        LostContact { me, from: 1, leader: Some(1), is_leader: false, voters: vec![1, 2, 3] }
+        LostContact { me, from: 1, leader: Some(1), is_leader: false, voters: vec![1, 2, 3], never_primary: vec![] }
     }
 
     /// (case, facts, dial, election after)
@@ -245,6 +256,18 @@ mod tests {
                 None,
             ),
             ("a learner never campaigns", learner, Dial::Refused, None),
+            (
+                "a priority-0 voter never campaigns",
+                LostContact { never_primary: vec![2], ..follower(2) },
+                Dial::Refused,
+                None,
+            ),
+            (
+                "with 2 at priority 0, 3 goes first",
+                LostContact { never_primary: vec![2], ..follower(3) },
+                Dial::Refused,
+                Some(0),
+            ),
         ];
         for (case, facts, d, want) in cases {
             assert_eq!(verdict(&facts, d, stagger), want.map(Duration::from_millis), "{case}");

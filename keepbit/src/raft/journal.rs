@@ -7,7 +7,8 @@
 //!
 //! - a proactive handover announced by the old primary shortly before winning →
 //!   `proactive: <check>` (the check that made it hand over);
-//! - a transfer-leader request received shortly before winning → planned switchover;
+//! - a transfer-leader request received shortly before winning → the reason the old
+//!   primary announced with it (`failback`, `proactive: …`), else planned switchover;
 //! - no leader has reached this node since it started → restart (a cluster start or
 //!   restart: the old primary is then the journal's last new primary);
 //! - a call to the old primary (the pre-vote, vote or first appends) after the last
@@ -32,7 +33,7 @@ use crate::store::journal::{Cause, FailoverRecord};
 use crate::store::{Op, OpKind};
 
 /// What the new primary knows when it classifies a leadership change.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Observed {
     pub me: NodeId,
     /// The old primary, if known.
@@ -43,6 +44,8 @@ pub struct Observed {
     pub transfer_requested: bool,
     /// The old primary announced a proactive handover because of this check just before.
     pub proactive: Option<&'static str>,
+    /// Why, as the old primary announced it before asking (`AppRequest::Announce`).
+    pub announced: Option<Cause>,
     /// What calls to the old primary met since its last contact.
     pub old_seen: SeenSince,
 }
@@ -53,7 +56,7 @@ pub fn classify(o: &Observed) -> Cause {
         return Cause::Proactive(check.to_string());
     }
     if o.transfer_requested {
-        return Cause::PlannedSwitchover;
+        return o.announced.clone().unwrap_or(Cause::PlannedSwitchover);
     }
     if !o.had_contact {
         return Cause::Restart;
@@ -111,12 +114,14 @@ impl Cluster {
         let lease = Duration::from_millis(self.config.election_timeout_max_ms);
         let old_addr = old_primary.and_then(|id| self.role().members.into_iter().find(|m| m.0 == id)).map(|m| m.1.addr);
         let since = won.contact.map(|c| c.1);
+        let fresh = |t: &Instant| t.elapsed() <= 4 * lease;
         Observed {
             me: self.id,
             old_primary,
             had_contact: won.contact.is_some(),
-            transfer_requested: won.campaign.transfer_requested.is_some_and(|t| t.elapsed() <= 4 * lease),
-            proactive: won.campaign.proactive.filter(|p| p.1.elapsed() <= 4 * lease).map(|p| p.0),
+            transfer_requested: won.campaign.transfer_requested.as_ref().is_some_and(fresh),
+            proactive: won.campaign.proactive.filter(|p| fresh(&p.1)).map(|p| p.0),
+            announced: won.campaign.announced.as_ref().filter(|a| fresh(&a.1)).map(|a| a.0.clone()),
             old_seen: old_addr.map(|a| self.network.observations().peer(&a).since(since)).unwrap_or_default(),
         }
     }
@@ -198,34 +203,58 @@ mod tests {
     #[test]
     fn causes_from_observations() {
         let base = Observed { me: 2, old_primary: Some(1), had_contact: true, ..Observed::default() };
+        let asked = Observed { transfer_requested: true, ..base.clone() };
         let cases = [
             (
                 "old primary refused connections",
-                Observed { old_seen: seen(true, false, true), ..base },
+                Observed { old_seen: seen(true, false, true), ..base.clone() },
                 "crash: connection refused",
             ),
-            ("connected but unanswered", Observed { old_seen: seen(false, false, true), ..base }, "heartbeat timeout"),
-            ("nothing learnt about it yet", base, "heartbeat timeout"),
-            ("never connected", Observed { old_seen: seen(false, true, true), ..base }, "partition (no quorum)"),
+            (
+                "connected but unanswered",
+                Observed { old_seen: seen(false, false, true), ..base.clone() },
+                "heartbeat timeout",
+            ),
+            ("nothing learnt about it yet", base.clone(), "heartbeat timeout"),
+            (
+                "never connected",
+                Observed { old_seen: seen(false, true, true), ..base.clone() },
+                "partition (no quorum)",
+            ),
             (
                 "refused wins over unconnected",
-                Observed { old_seen: seen(true, true, false), ..base },
+                Observed { old_seen: seen(true, true, false), ..base.clone() },
                 "crash: connection refused",
             ),
             (
                 "asked to take over",
-                Observed { transfer_requested: true, old_seen: seen(true, false, false), ..base },
+                Observed { transfer_requested: true, old_seen: seen(true, false, false), ..base.clone() },
                 "planned switchover",
             ),
-            ("no leader since this node started", Observed { had_contact: false, ..base }, "restart"),
+            (
+                "asked to take over for a failback",
+                Observed { announced: Some(Cause::Failback), ..asked.clone() },
+                "failback",
+            ),
+            (
+                "the reason another mechanism announced",
+                Observed { announced: Some(Cause::Proactive("disk".into())), ..asked.clone() },
+                "proactive: disk",
+            ),
+            (
+                "an announcement without a transfer request is no switchover",
+                Observed { announced: Some(Cause::Failback), old_seen: seen(true, false, false), ..base.clone() },
+                "crash: connection refused",
+            ),
+            ("no leader since this node started", Observed { had_contact: false, ..base.clone() }, "restart"),
             (
                 "asked to take over after a proactive announcement",
-                Observed { transfer_requested: true, proactive: Some("fsync"), ..base },
+                Observed { transfer_requested: true, proactive: Some("fsync"), ..base.clone() },
                 "proactive: fsync",
             ),
             (
                 "announced, then the fallback's election (no transfer request)",
-                Observed { proactive: Some("disk"), old_seen: seen(false, false, true), ..base },
+                Observed { proactive: Some("disk"), old_seen: seen(false, false, true), ..base.clone() },
                 "proactive: disk",
             ),
             (

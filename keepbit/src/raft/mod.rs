@@ -40,6 +40,7 @@ pub mod log_store;
 pub mod membership;
 pub mod network;
 pub mod peer;
+pub mod priority;
 pub mod proactive;
 pub mod role;
 pub mod routing;

@@ -14,6 +14,7 @@ use super::cluster::Cluster;
 use super::switchover::{FailoverError, Phase};
 use super::types::NodeId;
 use crate::health::Status;
+use crate::store::journal::Cause;
 
 /// This node's own health as a switchover target: 0 before the first evaluation, else
 /// `Status::level() + 1`.
@@ -77,7 +78,7 @@ impl Cluster {
         futures::future::join_all(voters.map(|v| self.ask(v, &announce, rpc_timeout))).await;
         self.switchover.set(Phase::InProgress);
         tracing::info!("proactive switchover ({check}): handing leadership to node {target}");
-        let new = self.hand_over(target, deadline).await;
+        let new = self.hand_over(target, deadline, Cause::Proactive(check.to_string())).await;
         drop(reset);
         match &new {
             Ok(new) => {

@@ -3,8 +3,10 @@
 //!
 //! 1. *waiting-for-sync*: new writes are held ([`WriteGate`]); once those in flight have
 //!    finished, a voter that has matched this leader's last log index is chosen
-//!    ([`choose_target`], pure; the named one once it has matched).
-//! 2. *failover-in-progress*: `trigger().transfer_leader(target)`. openraft then refuses
+//!    ([`choose_target`], pure; the named one once it has matched, else the best ranked by
+//!    priority, never one with priority 0).
+//! 2. *failover-in-progress*: the target is told why (`AppRequest::Announce`, the cause it
+//!    journals: planned switchover, `failback`, …), then `trigger().transfer_leader(target)`. openraft then refuses
 //!    writes on this node until a new leader appears and offers no abort or timeout, so
 //!    Keepbit owns them: if no leader has taken over after `election_timeout_min`, another
 //!    caught-up voter is told to campaign (`AppRequest::Elect`) — the fallback for a target
@@ -27,7 +29,9 @@ use tokio::sync::{watch, Notify};
 
 use super::app::{AppRequest, AppResponse};
 use super::cluster::Cluster;
+use super::priority::rank;
 use super::types::NodeId;
+use crate::store::journal::Cause;
 
 /// `master_failover_state` in INFO replication (Redis's names).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,6 +67,8 @@ pub enum FailoverError {
     NotAReplica,
     #[error("FAILOVER target replica is not online.")]
     NotOnline,
+    #[error("FAILOVER target has priority 0 and never becomes primary.")]
+    NeverPrimary,
     #[error("No failover in progress.")]
     NothingToAbort,
     #[error("FAILOVER cannot be aborted: the leadership transfer is already under way")]
@@ -87,6 +93,15 @@ pub struct Candidates {
     pub online: BTreeSet<NodeId>,
     /// This leader's last log index.
     pub last_log_index: u64,
+    /// Priority per member (`[cluster] peers`); a member not listed has priority 1.
+    pub priorities: BTreeMap<NodeId, u32>,
+    pub preferred: Option<NodeId>,
+}
+
+impl Candidates {
+    fn priority(&self, id: NodeId) -> u32 {
+        self.priorities.get(&id).copied().unwrap_or(1)
+    }
 }
 
 /// Checks a named target: a voter other than this node, and online.
@@ -94,24 +109,35 @@ pub fn check_target(c: &Candidates, wanted: NodeId) -> Result<(), FailoverError>
     if wanted == c.me || !c.voters.contains(&wanted) {
         return Err(FailoverError::NotAReplica);
     }
+    if c.priority(wanted) == 0 {
+        return Err(FailoverError::NeverPrimary);
+    }
     if !c.online.contains(&wanted) {
         return Err(FailoverError::NotOnline);
     }
     Ok(())
 }
 
-/// The voter to hand over to: one that is online and has matched the leader's last log
-/// index (the named one, once it has), the lowest id among equals; `None` while none has.
+/// The voter to hand over to: one with a priority above 0 that is online and has matched
+/// the leader's last log index (the named one, once it has), the best ranked
+/// ([`rank`]: preferred primary, then priority), the lowest id among equals; `None` while
+/// none has.
 pub fn choose_target(c: &Candidates, wanted: Option<NodeId>) -> Option<NodeId> {
     let ready = |id: &NodeId| {
         *id != c.me
+            && c.priority(*id) > 0
             && c.voters.contains(id)
             && c.online.contains(id)
             && c.matched.get(id).is_some_and(|&m| m >= c.last_log_index)
     };
     match wanted {
         Some(id) => ready(&id).then_some(id),
-        None => c.voters.iter().copied().filter(ready).min(),
+        None => c
+            .voters
+            .iter()
+            .copied()
+            .filter(ready)
+            .max_by_key(|&id| (rank(id, c.priority(id), c.preferred), std::cmp::Reverse(id))),
     }
 }
 
@@ -257,6 +283,8 @@ impl Cluster {
             matched: view.matched,
             online,
             last_log_index: m.last_log_index.unwrap_or(0),
+            priorities: view.members.iter().map(|m| (m.0, self.config.priority_of(m.0))).collect(),
+            preferred: self.config.preferred_primary,
         }
     }
 
@@ -271,6 +299,12 @@ impl Cluster {
     /// Runs a planned switchover from this node (which must be primary); returns the new
     /// primary once it has confirmed it is primary.
     pub async fn failover(&self, req: FailoverRequest) -> Result<NodeId, FailoverError> {
+        self.switch_over(req, Cause::PlannedSwitchover).await
+    }
+
+    /// [`Cluster::failover`] for a reason: the new primary journals `cause` (announced to
+    /// it before the transfer).
+    pub async fn switch_over(&self, req: FailoverRequest, cause: Cause) -> Result<NodeId, FailoverError> {
         let started = Instant::now();
         let reset = self.switchover.begin()?;
         if !self.is_primary() {
@@ -298,7 +332,7 @@ impl Cluster {
         let target = self.wait_for_sync(wanted, req.force, deadline).await?;
         self.switchover.set(Phase::InProgress);
         tracing::info!("switchover: handing leadership to node {target} ({:?} after FAILOVER)", started.elapsed());
-        let new = self.hand_over(target, deadline).await;
+        let new = self.hand_over(target, deadline, cause).await;
         drop(reset);
         if let Ok(new) = new {
             tracing::info!("switchover: node {new} is primary, {:?} after FAILOVER", started.elapsed());
@@ -347,8 +381,14 @@ impl Cluster {
 
     /// Triggers the transfer and waits for a new primary; after `election_timeout_min`
     /// without one, tells another caught-up voter to campaign.
-    pub(super) async fn hand_over(&self, target: NodeId, deadline: Instant) -> Result<NodeId, FailoverError> {
+    pub(super) async fn hand_over(
+        &self,
+        target: NodeId,
+        deadline: Instant,
+        cause: Cause,
+    ) -> Result<NodeId, FailoverError> {
         let before = self.candidates();
+        self.announce(target, &cause).await;
         if self.raft.trigger().transfer_leader(target).await.is_err() {
             return Err(FailoverError::NoNewPrimary);
         }
@@ -370,10 +410,11 @@ impl Cluster {
                     voters: before.voters.iter().copied().filter(|&v| v != target).collect(),
                     ..before.clone()
                 };
-                let other =
-                    choose_target(&others, None).or_else(|| others.voters.iter().copied().find(|&v| v != self.id));
+                let other = choose_target(&others, None)
+                    .or_else(|| others.voters.iter().copied().find(|&v| v != self.id && others.priority(v) > 0));
                 if let Some(other) = other {
                     tracing::warn!("switchover: node {target} did not take over; asking node {other} to campaign");
+                    self.announce(other, &cause).await;
                     self.ask_to_campaign(other).await;
                 }
             }
@@ -390,12 +431,27 @@ impl Cluster {
     }
 
     async fn ask_to_campaign(&self, id: NodeId) {
-        let Some(member) = self.role().members.into_iter().find(|m| m.0 == id).map(|m| m.1) else { return };
-        let Ok(bytes) = postcard::to_stdvec(&AppRequest::Elect) else { return };
+        let term = self.raft.metrics().borrow_watched().current_term;
+        if let Err(e) = self.call_peer(id, &AppRequest::Elect { from: self.id, term }).await {
+            tracing::warn!("switchover: node {id} did not start an election: {e}");
+        }
+    }
+
+    /// Tells `id` why it is about to be asked to take over, so it journals that cause; a
+    /// node that misses it journals a planned switchover.
+    async fn announce(&self, id: NodeId, cause: &Cause) {
+        if let Err(e) = self.call_peer(id, &AppRequest::Announce(cause.clone())).await {
+            tracing::warn!("switchover: node {id} did not take the announcement ({cause}): {e}");
+        }
+    }
+
+    async fn call_peer(&self, id: NodeId, req: &AppRequest) -> Result<(), String> {
+        let member = self.role().members.into_iter().find(|m| m.0 == id).map(|m| m.1).ok_or("not a member")?;
+        let bytes = postcard::to_stdvec(req).map_err(|e| e.to_string())?;
         let timeout = Duration::from_millis(self.config.election_timeout_min_ms);
         match self.network.call_app(&member.addr, bytes, timeout).await.map(|r| postcard::from_bytes(&r)) {
-            Ok(Ok(AppResponse::Done)) => {}
-            other => tracing::warn!("switchover: node {id} did not start an election: {other:?}"),
+            Ok(Ok(AppResponse::Done)) => Ok(()),
+            other => Err(format!("{other:?}")),
         }
     }
 }
@@ -411,6 +467,7 @@ mod tests {
             matched: matched.iter().copied().collect(),
             online: [2, 3].into(),
             last_log_index: last,
+            ..Candidates::default()
         }
     }
 
@@ -419,6 +476,10 @@ mod tests {
     fn target_choice() {
         let with_learner = Candidates { matched: [(2, 9), (3, 9), (4, 10)].into(), ..leader_at(10, &[]) };
         let offline = Candidates { online: [3].into(), ..leader_at(10, &[(2, 10), (3, 10)]) };
+        let matched = || leader_at(10, &[(2, 10), (3, 10)]);
+        let zero_3 = Candidates { priorities: [(2, 0), (3, 0)].into(), ..matched() };
+        let two_3 = Candidates { priorities: [(3, 2)].into(), ..matched() };
+        let preferred_3 = Candidates { preferred: Some(3), priorities: [(2, 5)].into(), ..matched() };
         let cases: Vec<(&str, Candidates, Option<NodeId>, Option<NodeId>)> = vec![
             ("both matched: the lowest id", leader_at(10, &[(2, 10), (3, 10)]), None, Some(2)),
             ("only one matched: that one", leader_at(10, &[(2, 9), (3, 10)]), None, Some(3)),
@@ -429,6 +490,10 @@ mod tests {
             ("a matched learner is never chosen", with_learner, None, None),
             ("an offline voter is never chosen", offline, None, Some(3)),
             ("never this node", leader_at(10, &[(1, 10)]), Some(1), None),
+            ("never a priority-0 voter", zero_3.clone(), None, None),
+            ("not even when named", zero_3, Some(3), None),
+            ("the higher priority first", two_3, None, Some(3)),
+            ("the preferred primary first", preferred_3, None, Some(3)),
         ];
         for (case, c, wanted, chosen) in cases {
             assert_eq!(choose_target(&c, wanted), chosen, "{case}");
@@ -442,6 +507,8 @@ mod tests {
         assert_eq!(check_target(&c, 1), Err(FailoverError::NotAReplica), "this node");
         assert_eq!(check_target(&c, 9), Err(FailoverError::NotAReplica), "not a member");
         assert_eq!(check_target(&c, 4), Err(FailoverError::NotOnline));
+        let zero = Candidates { priorities: [(2, 0)].into(), ..c.clone() };
+        assert_eq!(check_target(&zero, 2), Err(FailoverError::NeverPrimary));
         let learner = Candidates { voters: vec![1, 2], online: [2, 3].into(), ..leader_at(10, &[]) };
         assert_eq!(check_target(&learner, 3), Err(FailoverError::NotAReplica), "a learner");
     }

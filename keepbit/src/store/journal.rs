@@ -33,6 +33,9 @@ pub enum Cause {
     /// No primary was known since this node started: the first leader after a cluster
     /// start or restart.
     Restart,
+    /// Leadership moved back to a higher-priority member or `preferred_primary` once it
+    /// had been caught up for `failback_quiet_ms` (a planned switchover).
+    Failback,
 }
 
 impl fmt::Display for Cause {
@@ -44,6 +47,7 @@ impl fmt::Display for Cause {
             Cause::PlannedSwitchover => f.write_str("planned switchover"),
             Cause::Proactive(check) => write!(f, "proactive: {check}"),
             Cause::Restart => f.write_str("restart"),
+            Cause::Failback => f.write_str("failback"),
         }
     }
 }
@@ -59,6 +63,7 @@ impl Cause {
             Cause::PlannedSwitchover => "planned_switchover",
             Cause::Proactive(_) => "proactive",
             Cause::Restart => "restart",
+            Cause::Failback => "failback",
         }
     }
 
@@ -206,6 +211,7 @@ mod tests {
             Cause::PlannedSwitchover,
             Cause::Proactive("disk full".into()),
             Cause::Restart,
+            Cause::Failback,
         ]
         .iter()
         .map(Cause::to_string)
@@ -218,7 +224,8 @@ mod tests {
                 "partition (no quorum)",
                 "planned switchover",
                 "proactive: disk full",
-                "restart"
+                "restart",
+                "failback"
             ]
         );
         let labels: Vec<&str> = [

@@ -36,6 +36,8 @@ pub struct ClusterNode {
     pub stopped: AtomicBool,
     /// Length of the log file when the current process started.
     log_offset: usize,
+    /// `priority` in the peer list; unset: not written (the default, 1).
+    pub priority: Option<u32>,
 }
 
 impl ClusterNode {
@@ -83,7 +85,9 @@ impl ClusterNode {
     }
 
     fn peer_line(&self) -> String {
-        format!("  {{ id = {}, addr = \"{}\", client_addr = \"{}\" }},", self.id, self.peer_addr(), self.client_addr())
+        let priority = self.priority.map_or(String::new(), |p| format!(", priority = {p}"));
+        let (id, addr, client) = (self.id, self.peer_addr(), self.client_addr());
+        format!("  {{ id = {id}, addr = \"{addr}\", client_addr = \"{client}\"{priority} }},")
     }
 }
 
@@ -144,6 +148,9 @@ pub struct ClusterOptions<'a> {
     pub top: Vec<String>,
     /// Environment variables every node starts with (`KEEPBIT_FAULTS=1`).
     pub env: &'a [(&'a str, &'a str)],
+    /// `priority` per node in order, written into every peer list; a node without an
+    /// entry gets none (priority 1).
+    pub priorities: Vec<u32>,
 }
 
 impl Default for ClusterOptions<'_> {
@@ -157,6 +164,7 @@ impl Default for ClusterOptions<'_> {
             small_disk: None,
             top: Vec::new(),
             env: &[],
+            priorities: Vec::new(),
         }
     }
 }
@@ -209,6 +217,7 @@ impl TestCluster {
             if let Some(host) = o.hosts.get(i) {
                 c.nodes[id as usize - 1].host = host.clone();
             }
+            c.nodes[id as usize - 1].priority = o.priorities.get(i).copied();
         }
         let peers: Vec<String> = c.nodes.iter().map(ClusterNode::peer_line).collect();
         for i in 0..c.nodes.len() {
@@ -236,6 +245,7 @@ impl TestCluster {
             child: None,
             stopped: AtomicBool::new(false),
             log_offset: 0,
+            priority: None,
         });
         id
     }

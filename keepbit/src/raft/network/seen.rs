@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
+use crate::store::journal::Cause;
+
 /// How a call to a peer failed, as far as the failover journal cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
@@ -54,14 +56,15 @@ pub struct Observations {
     campaign: Mutex<Campaign>,
 }
 
-/// When this node started campaigning since it last heard from a leader, and when it was
-/// last asked to take over leadership.
-#[derive(Clone, Copy, Debug, Default)]
+/// When this node started campaigning since it last heard from a leader, when it was
+/// last asked to take over leadership, and why (the reason the leader announced first).
+#[derive(Clone, Debug, Default)]
 pub struct Campaign {
     pub started: Option<Instant>,
     pub transfer_requested: Option<Instant>,
     /// The current leader announced a proactive handover because of this check, and when.
     pub proactive: Option<(&'static str, Instant)>,
+    pub announced: Option<(Cause, Instant)>,
 }
 
 impl Observations {
@@ -105,6 +108,11 @@ impl Observations {
         if let Some(name) = crate::health::CHECKS.iter().find(|c| **c == check) {
             self.campaign_lock().proactive = Some((name, Instant::now()));
         }
+    }
+
+    /// The leader is about to hand leadership to this node, for this reason.
+    pub fn announced(&self, cause: Cause) {
+        self.campaign_lock().announced = Some((cause, Instant::now()));
     }
 
     /// The campaign so far, which ends with this call (this node won it).
