@@ -24,6 +24,8 @@ pub struct UpOptions {
     pub cluster_extra: String,
     /// Each node serves the admin HTTP endpoints on client port + 20000.
     pub admin_http: bool,
+    /// Extra sections (`[health]`, `[faults]`, …) appended to each node's config.
+    pub sections_extra: String,
 }
 
 impl UpOptions {
@@ -36,6 +38,7 @@ impl UpOptions {
             distinct_ips: false,
             cluster_extra: String::new(),
             admin_http: false,
+            sections_extra: String::new(),
         }
     }
 
@@ -114,11 +117,12 @@ pub fn write_configs(o: &UpOptions) -> anyhow::Result<Vec<(u64, PathBuf, String)
         let ip = o.ip(id);
         let admin_port = o.admin_port(id).map_or(String::new(), |p| format!("admin_port = {p}\n"));
         let text = format!(
-            "bind = \"{ip}\"\nport = {port}\ndata_dir = {:?}\nadmin_password = \"{admin}\"\nmaxmemory_bytes = {UP_MAXMEMORY_BYTES}\n{admin_port}\n[cluster]\nnode_id = {id}\nsecret = \"{secret}\"\nmode = {:?}\n{}\npeers = [\n{}\n]\n",
+            "bind = \"{ip}\"\nport = {port}\ndata_dir = {:?}\nadmin_password = \"{admin}\"\nmaxmemory_bytes = {UP_MAXMEMORY_BYTES}\n{admin_port}\n[cluster]\nnode_id = {id}\nsecret = \"{secret}\"\nmode = {:?}\n{}\npeers = [\n{}\n]\n{}",
             dir.display().to_string(),
             o.mode,
             o.cluster_extra,
-            peers.join("\n")
+            peers.join("\n"),
+            o.sections_extra
         );
         let path = dir.join("keepbit.toml");
         std::fs::write(&path, text)?;
@@ -133,11 +137,23 @@ pub fn spawn(exe: &Path, config: &Path, log: &Path) -> anyhow::Result<Child> {
 }
 
 pub fn spawn_with(exe: &Path, config: &Path, log: &Path, extra_args: &[String]) -> anyhow::Result<Child> {
+    spawn_env(exe, config, log, extra_args, &[])
+}
+
+/// [`spawn_with`], with extra environment variables (a drill's `KEEPBIT_FAULTS=1`).
+pub fn spawn_env(
+    exe: &Path,
+    config: &Path,
+    log: &Path,
+    extra_args: &[String],
+    env: &[(String, String)],
+) -> anyhow::Result<Child> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
     Ok(Command::new(exe)
         .args(["server", "--config"])
         .arg(config)
         .args(extra_args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(log)
         .kill_on_drop(true)

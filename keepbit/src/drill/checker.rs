@@ -34,6 +34,9 @@ pub struct CheckReport {
     /// The failover journal recorded a cause the scenario rules out, or no failover.
     #[serde(default)]
     pub journal: Vec<Violation>,
+    /// Leadership changed in a round whose fault must not cause a failover.
+    #[serde(default)]
+    pub leadership: Vec<Violation>,
     /// Keys without a verdict: the register search ran out of budget, or the key was not
     /// read back.
     pub undecided: Vec<String>,
@@ -47,7 +50,12 @@ impl CheckReport {
     }
 
     pub fn violations(&self) -> usize {
-        self.lost.len() + self.duplicated.len() + self.phantom.len() + self.nonlinearizable.len() + self.journal.len()
+        self.lost.len()
+            + self.duplicated.len()
+            + self.phantom.len()
+            + self.nonlinearizable.len()
+            + self.journal.len()
+            + self.leadership.len()
     }
 }
 

@@ -46,6 +46,13 @@ pub fn write_gap_ms(events: &[Event], hits: &[Hit], leaders: &[LeaderChange]) ->
         .reduce(f64::max)
 }
 
+/// How many times leadership changed during a round: the number of term increases the
+/// leader timeline shows after its first entry (a new term is an election, whoever won it
+/// and even if nobody did).
+pub fn leadership_changes(leaders: &[LeaderChange]) -> u32 {
+    leaders.windows(2).filter(|w| w[1].term > w[0].term).count() as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +105,16 @@ mod tests {
         let unknown = [Hit { at_us: 1_100_000, nodes: vec![] }];
         assert_eq!(write_gap_ms(&events, &unknown, &leaders), Some(600.0));
         assert_eq!(write_gap_ms(&events, &[hit(1800, 2)], &leaders), None, "no ack after it");
+    }
+
+    /// A primary that stops answering for a moment (leader unknown within the same term)
+    /// is no leadership change; a new term is, with or without a leader.
+    #[test]
+    fn leadership_changes_count_new_terms() {
+        let gone = LeaderChange { at_us: 500_000, term: 1, leader: None };
+        assert_eq!(leadership_changes(&[leader(0, 1), gone.clone(), leader(600, 1)]), 0);
+        assert_eq!(leadership_changes(&[]), 0);
+        let leaderless = LeaderChange { at_us: 700_000, term: 2, leader: None };
+        assert_eq!(leadership_changes(&[leader(0, 1), gone, leader(600, 1), leaderless, leader(900, 3)]), 2);
     }
 }

@@ -24,6 +24,7 @@ const CRASH_OR_TIMEOUT: &[&str] = &["crash", "heartbeat timeout"];
 const TIMEOUT: &[&str] = &["heartbeat timeout"];
 const CUT_OFF: &[&str] = &["heartbeat timeout", "partition"];
 const SWITCHOVER: &[&str] = &["planned switchover"];
+const PROACTIVE_FSYNC: &[&str] = &["proactive: fsync"];
 
 /// What the scenario's first fault calls for.
 pub fn expected(s: &Scenario) -> Expected {
@@ -35,6 +36,8 @@ pub fn expected(s: &Scenario) -> Expected {
         // The bridge node may keep (or win) leadership: no failover is certain.
         Some(Fault::Bridge) => (false, Some(CUT_OFF)),
         Some(Fault::Switchover) => (true, Some(SWITCHOVER)),
+        // The primary's fsync check turns degraded; the proactive switchover moves it.
+        Some(Fault::SlowDisk(Target::Primary)) => (true, Some(PROACTIVE_FSYNC)),
         _ => (false, None),
     };
     Expected { required, causes }
@@ -135,6 +138,12 @@ mod tests {
             ("kill-majority", Some("restart"), true),
             ("rolling-restart", Some("crash: connection refused"), true),
             ("rolling-restart", Some("planned switchover"), false),
+            ("slow-disk-primary", Some("proactive: fsync"), true),
+            ("slow-disk-primary", Some("heartbeat timeout"), false),
+            ("slow-disk-primary", Some("proactive: disk"), false),
+            ("slow-disk-primary", None, false),
+            ("crash-loop", None, true),
+            ("crash-loop", Some("planned switchover"), false),
         ];
         for (name, cause, passes) in cases {
             let s = find(name).expect("scenario");

@@ -9,7 +9,7 @@ use anyhow::Context;
 use keepbit_resp::Frame;
 use tokio::process::Child;
 
-use super::scenario::{Fault, Target};
+use super::scenario::{Fault, Target, CRASH_LOOP_TIMES, SLOW_DISK_DELAY_MS};
 use crate::client::{call_once, text};
 use crate::up::{self, UpOptions};
 
@@ -40,6 +40,8 @@ pub struct LocalCluster {
     pub nodes: Vec<LocalNode>,
     exe: PathBuf,
     extra_args: Vec<String>,
+    /// Extra environment of every node process (`KEEPBIT_FAULTS=1` for slow-disk faults).
+    env: Vec<(String, String)>,
     partitioned: bool,
     /// The admin password `up::write_configs` stored (FAILOVER needs it).
     admin_password: String,
@@ -80,16 +82,21 @@ pub async fn leadership(addr: &str) -> Option<(u64, Option<u64>, bool)> {
 
 impl LocalCluster {
     /// Starts the cluster's processes and waits for a primary.
-    pub async fn start(opts: &UpOptions, exe: PathBuf, extra_args: Vec<String>) -> anyhow::Result<LocalCluster> {
+    pub async fn start(
+        opts: &UpOptions,
+        exe: PathBuf,
+        extra_args: Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<LocalCluster> {
         let configs = up::write_configs(opts)?;
         let mut nodes = Vec::new();
         for (id, config, client_addr) in configs {
             let log = config.with_file_name("keepbit.log");
-            let child = up::spawn_with(&exe, &config, &log, &extra_args)?;
+            let child = up::spawn_env(&exe, &config, &log, &extra_args, &env)?;
             nodes.push(LocalNode { id, ip: opts.ip(id), client_addr, config, child: Some(child), paused: false });
         }
         let admin_password = std::fs::read_to_string(opts.data_dir.join(up::ADMIN_PASSWORD_FILE))?.trim().to_string();
-        let c = LocalCluster { nodes, exe, extra_args, partitioned: false, admin_password, hits: Vec::new() };
+        let c = LocalCluster { nodes, exe, extra_args, env, partitioned: false, admin_password, hits: Vec::new() };
         c.wait_primary(Duration::from_secs(30)).await?;
         Ok(c)
     }
@@ -149,10 +156,10 @@ impl LocalCluster {
     }
 
     pub fn restart(&mut self, id: u64) -> anyhow::Result<()> {
-        let (exe, args) = (self.exe.clone(), self.extra_args.clone());
+        let (exe, args, env) = (self.exe.clone(), self.extra_args.clone(), self.env.clone());
         let n = self.node_mut(id);
         if n.child.is_none() {
-            n.child = Some(up::spawn_with(&exe, &n.config, &n.config.with_file_name("keepbit.log"), &args)?);
+            n.child = Some(up::spawn_env(&exe, &n.config, &n.config.with_file_name("keepbit.log"), &args, &env)?);
         }
         Ok(())
     }
@@ -273,7 +280,52 @@ impl LocalCluster {
                 "rolling restart of every node".into()
             }
             Fault::Switchover => self.switchover().await?,
+            Fault::SlowDisk(t) => {
+                let ids = self.targets(t).await;
+                self.hits.push((Instant::now(), ids.clone()));
+                let delay = SLOW_DISK_DELAY_MS.to_string();
+                for &id in &ids {
+                    self.admin(id, &["KEEPBIT", "FAULT", "SET", "fsync_delay_ms", &delay]).await?;
+                }
+                format!("fsync_delay_ms {delay} on {}", describe(&ids, t))
+            }
+            Fault::ClearFaults => {
+                let ids: Vec<u64> =
+                    self.nodes.iter().filter(|n| n.child.is_some() && !n.paused).map(|n| n.id).collect();
+                for &id in &ids {
+                    self.admin(id, &["KEEPBIT", "FAULT", "CLEAR"]).await?;
+                }
+                format!("KEEPBIT FAULT CLEAR on nodes {ids:?}")
+            }
+            Fault::CrashLoop(t) => self.crash_loop(t).await?,
         })
+    }
+
+    /// Sends one admin command to node `id` (authenticated with the cluster's admin
+    /// password); an error reply is an error.
+    async fn admin(&self, id: u64, args: &[&str]) -> anyhow::Result<()> {
+        let addr = &self.nodes[(id - 1) as usize].client_addr;
+        let mut c = crate::client::Client::connect(addr, Duration::from_secs(2)).await?;
+        c.call(&["AUTH", "admin", &self.admin_password]).await?;
+        if let Frame::Error(e) = c.call(args).await? {
+            anyhow::bail!("{} on node {id}: {}", args.join(" "), String::from_utf8_lossy(&e));
+        }
+        Ok(())
+    }
+
+    /// kill -9 the target and restart it [`CRASH_LOOP_TIMES`] times, each time as soon as
+    /// its process is gone, letting it run 400 ms before the next kill.
+    async fn crash_loop(&mut self, t: Target) -> anyhow::Result<String> {
+        let ids = self.targets(t).await;
+        for _ in 0..CRASH_LOOP_TIMES {
+            self.hits.push((Instant::now(), ids.clone()));
+            for &id in &ids {
+                self.kill(id).await;
+                self.restart(id)?;
+            }
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        Ok(format!("kill -9 and restart {} {CRASH_LOOP_TIMES} times", describe(&ids, t)))
     }
 
     /// FAILOVER on the primary, as `keepbit failover` sends it; returns once a new primary

@@ -59,6 +59,17 @@ fn selected(names: &[String]) -> anyhow::Result<Vec<&'static Scenario>> {
         .collect()
 }
 
+/// The config of a cluster for slow-disk scenarios: fault injection allowed, quick health
+/// checks over a 2 s window, and a proactive switchover after 1 s of a degraded fsync
+/// check. The 3 s cooldown outlasts the fault's effect within a round (no move back) but
+/// not the time from one round's move to the next round's fault; the disk check is off (a
+/// small drill disk must not trigger anything) and stalls never fail.
+const FAULTS_SECTIONS: &str = "[health]\ninterval_ms = 50\nwindow_s = 2\nfsync_p99_degraded_ms = 40\n\
+    fsync_p99_failing_ms = 1000\nstall_ms = 150\nstalls_failing_count = 1000\n\
+    disk_free_degraded_bytes = 0\ndisk_free_failing_bytes = 0\nproactive = true\n\
+    proactive_sustain_ms = 1000\nproactive_cooldown_ms = 3000\nproactive_max_per_hour = 100\n\
+    [faults]\nenable = true\n";
+
 fn free_base_port() -> u16 {
     let p = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_or(0, |a| a.port());
     20_000 + (p % 20_000)
@@ -73,8 +84,8 @@ pub async fn run(o: DrillOptions) -> anyhow::Result<bool> {
     let progress = report::Progress::new(total);
     let mut rounds: Vec<Round> = Vec::new();
     let mut skipped: Vec<(String, String)> = Vec::new();
-    // Scenarios that need five nodes get a cluster of their own.
-    let mut groups: Vec<(usize, Vec<&Scenario>)> = Vec::new();
+    // Scenarios that need five nodes, or fault injection, get a cluster of their own.
+    let mut groups: Vec<((usize, bool), Vec<&Scenario>)> = Vec::new();
     for s in scenarios {
         if let Some(why) = s.unavailable {
             skipped.push((s.name.into(), format!("not available: {why}")));
@@ -84,23 +95,28 @@ pub async fn run(o: DrillOptions) -> anyhow::Result<bool> {
             skipped.push((s.name.into(), "not available: needs root and nftables (nft)".into()));
             continue;
         }
-        if !o.target.is_empty() && s.needs_partitions() {
+        if !o.target.is_empty() && (s.needs_partitions() || s.local_only()) {
             skipped.push((s.name.into(), "not available on an external cluster".into()));
             continue;
         }
-        let n = s.nodes.unwrap_or(o.nodes);
-        match groups.iter_mut().find(|g| g.0 == n) {
+        let key = (s.nodes.unwrap_or(o.nodes), s.needs_faults());
+        match groups.iter_mut().find(|g| g.0 == key) {
             Some(g) => g.1.push(s),
-            None => groups.push((n, vec![s])),
+            None => groups.push((key, vec![s])),
         }
     }
-    for (nodes, group) in groups {
+    for ((nodes, faults), group) in groups {
         let mut cluster = if o.target.is_empty() {
-            let dir = o.data_dir.join(format!("cluster-{nodes}"));
+            let dir = o.data_dir.join(format!("cluster-{nodes}{}", if faults { "-faults" } else { "" }));
             let _ = std::fs::remove_dir_all(&dir);
             let mut up = UpOptions::new(nodes, dir, free_base_port(), &o.mode);
             up.distinct_ips = true;
-            Testbed::Local(LocalCluster::start(&up, exe.clone(), o.server_args.clone()).await?)
+            let mut env = Vec::new();
+            if faults {
+                up.sections_extra = FAULTS_SECTIONS.into();
+                env.push((crate::faults::ENV_GUARD.to_string(), "1".to_string()));
+            }
+            Testbed::Local(LocalCluster::start(&up, exe.clone(), o.server_args.clone(), env).await?)
         } else {
             Testbed::External {
                 addrs: o.target.clone(),
@@ -194,10 +210,10 @@ async fn run_round(
         }
         let taken = cluster.take_hits();
         let us = |at: Instant| at.saturating_duration_since(start).as_micros() as u64;
-        if step.fault == scenario::Fault::RollingRestart {
+        if matches!(step.fault, scenario::Fault::RollingRestart | scenario::Fault::CrashLoop(_)) {
             // One fault per node restarted, each at its own instant.
             for (at, nodes) in taken {
-                let what = format!("rolling restart: kill -9 and restart node {nodes:?}");
+                let what = format!("kill -9 and restart node {nodes:?}");
                 marks.push(Mark { at_us: us(at), kind: "fault".into(), what });
                 hits.push(Hit { at_us: us(at), nodes });
             }
@@ -231,6 +247,7 @@ async fn run_round(
         availability.write_gap_ms = write_pause_ms(&events, from_us, to_us);
     }
     journal_verdict(s, &addrs, start_unix_ms, &marks, &mut availability, &mut check).await;
+    check.leadership = leadership_verdict(s, &leaders);
     progress.set_ops(ops.load(Relaxed), availability.failed, availability.unknown);
     Ok(Round { scenario: s.name.into(), round, duration_us, events, marks, leaders, availability, check })
 }
@@ -259,6 +276,20 @@ async fn journal_verdict(
             events: Vec::new(),
         }),
     }
+}
+
+/// A violation if leadership changed in a round whose scenario forbids it.
+fn leadership_verdict(s: &Scenario, leaders: &[LeaderChange]) -> Vec<checker::Violation> {
+    let changes = gap::leadership_changes(leaders);
+    if !s.forbids_failover() || changes == 0 {
+        return Vec::new();
+    }
+    let terms: Vec<String> = leaders.iter().map(|l| format!("term {} leader {:?}", l.term, l.leader)).collect();
+    vec![checker::Violation {
+        key: "leadership".into(),
+        detail: format!("{}: {changes} leadership change(s) where none is allowed: {}", s.name, terms.join(", ")),
+        events: Vec::new(),
+    }]
 }
 
 /// Reads every key the round used from the primary.
@@ -377,6 +408,7 @@ fn print_violations(rounds: &[Round]) {
             ("phantom", &r.check.phantom),
             ("not linearizable", &r.check.nonlinearizable),
             ("failover journal", &r.check.journal),
+            ("leadership", &r.check.leadership),
         ];
         for (what, list) in groups {
             for v in list.iter() {

@@ -34,11 +34,23 @@ pub enum Fault {
     RollingRestart,
     /// Planned failover: FAILOVER on the primary (as `keepbit failover` sends it).
     Switchover,
+    /// A slow disk: `KEEPBIT FAULT SET fsync_delay_ms` [`SLOW_DISK_DELAY_MS`] on the
+    /// target (needs nodes started with fault injection allowed, see [`Scenario::needs_faults`]).
+    SlowDisk(Target),
+    /// `KEEPBIT FAULT CLEAR` on every node that is up.
+    ClearFaults,
+    /// kill -9 the target and start it again, [`CRASH_LOOP_TIMES`] times in a row.
+    CrashLoop(Target),
 }
+
+/// The fsync delay a slow-disk fault injects.
+pub const SLOW_DISK_DELAY_MS: u64 = 300;
+/// How many times a crash loop kills and restarts its node.
+pub const CRASH_LOOP_TIMES: u32 = 4;
 
 impl Fault {
     pub fn is_heal(&self) -> bool {
-        matches!(self, Fault::Restart | Fault::Resume | Fault::Heal)
+        matches!(self, Fault::Restart | Fault::Resume | Fault::Heal | Fault::ClearFaults)
     }
 
     pub fn needs_partitions(&self) -> bool {
@@ -68,6 +80,23 @@ pub struct Scenario {
 impl Scenario {
     pub fn needs_partitions(&self) -> bool {
         self.steps.iter().any(|s| s.fault.needs_partitions())
+    }
+
+    /// The nodes must start with fault injection allowed (and short proactive
+    /// switchover thresholds), so the scenario gets a cluster of its own.
+    pub fn needs_faults(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s.fault, Fault::SlowDisk(_)))
+    }
+
+    /// Runs only on a cluster the drill started (faults by PID or admin command).
+    pub fn local_only(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s.fault, Fault::SlowDisk(_) | Fault::CrashLoop(_)))
+    }
+
+    /// No leadership change may happen during the round (a fault that must not cause a
+    /// failover, e.g. a standby crash-looping).
+    pub fn forbids_failover(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s.fault, Fault::CrashLoop(Target::Standby)))
     }
 
     /// When the last step runs.
@@ -172,6 +201,22 @@ pub const SCENARIOS: &[Scenario] = &[
         expect_unavailable: false,
         unavailable: None,
     },
+    Scenario {
+        name: "slow-disk-primary",
+        about: "300 ms per fsync on the primary until the proactive switchover moves leadership off it",
+        nodes: None,
+        steps: &[step(1000, SlowDisk(Primary)), step(4000, ClearFaults)],
+        expect_unavailable: false,
+        unavailable: None,
+    },
+    Scenario {
+        name: "crash-loop",
+        about: "kill -9 and restart the same standby 4 times in a row: no leadership change allowed",
+        nodes: None,
+        steps: &[step(1000, CrashLoop(Standby))],
+        expect_unavailable: false,
+        unavailable: None,
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Scenario> {
@@ -191,6 +236,11 @@ mod tests {
             assert!(faults > 0, "{} has no fault", s.name);
         }
         assert!(find("kill-primary").is_some());
+        let slow = find("slow-disk-primary").expect("slow-disk-primary");
+        assert!(slow.needs_faults() && slow.local_only() && !slow.forbids_failover());
+        let crash = find("crash-loop").expect("crash-loop");
+        assert!(!crash.needs_faults() && crash.local_only() && crash.forbids_failover());
+        assert!(!find("kill-standby").expect("kill-standby").forbids_failover());
         assert!(find("nope").is_none());
     }
 }

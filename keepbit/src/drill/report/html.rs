@@ -358,12 +358,13 @@ pub(super) fn write_leaders(out: &mut String, frame: &Plot, leaders: &[LeaderCha
 }
 
 pub(super) fn write_check_html(out: &mut String, check: &CheckReport) -> fmt::Result {
-    let kinds: [(&str, &[Violation]); 5] = [
+    let kinds: [(&str, &[Violation]); 6] = [
         ("Lost writes", &check.lost),
         ("Duplicated writes", &check.duplicated),
         ("Phantom writes", &check.phantom),
         ("Nonlinearizable keys", &check.nonlinearizable),
         ("Failover journal", &check.journal),
+        ("Leadership change", &check.leadership),
     ];
     for (title, violations) in kinds {
         if violations.is_empty() {

@@ -68,6 +68,7 @@ pub(super) fn check_json(check: &CheckReport) -> Value {
         "phantom": violations_json(&check.phantom),
         "nonlinearizable": violations_json(&check.nonlinearizable),
         "journal": violations_json(&check.journal),
+        "leadership": violations_json(&check.leadership),
     })
 }
 

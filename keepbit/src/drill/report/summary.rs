@@ -53,13 +53,15 @@ pub struct ScenarioSummary {
     pub nonlinearizable: usize,
     /// Rounds whose journal recorded a wrong cause (or no failover).
     pub journal: usize,
+    /// Leadership changes in rounds that forbid them.
+    pub leadership: usize,
     pub undecided: usize,
     pub keys_checked: usize,
 }
 
 impl ScenarioSummary {
     pub fn violations(&self) -> usize {
-        self.lost + self.duplicated + self.phantom + self.nonlinearizable + self.journal
+        self.lost + self.duplicated + self.phantom + self.nonlinearizable + self.journal + self.leadership
     }
 }
 
@@ -99,6 +101,7 @@ pub(super) fn summarize_scenario(scenario: &str, rounds: &[&Round]) -> ScenarioS
         phantom: count(|c| c.phantom.len()),
         nonlinearizable: count(|c| c.nonlinearizable.len()),
         journal: count(|c| c.journal.len()),
+        leadership: count(|c| c.leadership.len()),
         undecided: count(|c| c.undecided.len()),
         keys_checked: count(|c| c.keys_checked),
     }
@@ -116,7 +119,7 @@ pub(super) fn verdict(rounds: &[Round], summaries: &[ScenarioSummary]) -> String
     }
     let sum = |f: fn(&ScenarioSummary) -> usize| summaries.iter().map(f).sum::<usize>();
     let mut line = format!(
-        "{}: {}, {}, {} ({} lost, {} duplicated, {} phantom, {} nonlinearizable, {} journal), {} checked",
+        "{}: {}, {}, {} ({} lost, {} duplicated, {} phantom, {} nonlinearizable, {} journal, {} leadership), {} checked",
         if passed(rounds) { "PASS" } else { "FAIL" },
         counted(rounds.len(), "round"),
         counted(summaries.len(), "scenario"),
@@ -126,6 +129,7 @@ pub(super) fn verdict(rounds: &[Round], summaries: &[ScenarioSummary]) -> String
         sum(|s| s.phantom),
         sum(|s| s.nonlinearizable),
         sum(|s| s.journal),
+        sum(|s| s.leadership),
         counted(sum(|s| s.keys_checked), "key"),
     );
     let undecided = sum(|s| s.undecided);

@@ -36,6 +36,7 @@ fn check(lost: Vec<Violation>) -> CheckReport {
         phantom: Vec::new(),
         nonlinearizable: Vec::new(),
         journal: Vec::new(),
+        leadership: Vec::new(),
         undecided: Vec::new(),
         keys_checked: 3,
     }
