@@ -191,7 +191,8 @@ async fn run_round(
     let tracker = tokio::spawn(workload::track_leaders(addrs.clone(), start, stop_tracker.clone()));
     let mut marks = Vec::new();
     let mut hits = Vec::new();
-    let mut switchover_us = None;
+    // (from, to) of a fault whose gap is the longest write pause within it.
+    let mut pause_us: Option<(u64, u64)> = None;
     for step in s.steps {
         tokio::time::sleep_until((start + Duration::from_millis(step.at_ms)).into()).await;
         progress.set_ops(ops.load(Relaxed), 0, 0);
@@ -205,8 +206,14 @@ async fn run_round(
         // switchover takes effect when FAILOVER is sent and lasts until it answers.
         let mut at_us = start.elapsed().as_micros() as u64;
         if step.fault == scenario::Fault::Switchover {
-            switchover_us = Some((began_us, at_us));
+            pause_us = Some((began_us, at_us));
             at_us = began_us;
+        }
+        // A slow disk's cost is the proactive switchover's pause, from the fault to the heal.
+        match step.fault {
+            scenario::Fault::SlowDisk(_) => pause_us = Some((at_us, u64::MAX)),
+            scenario::Fault::ClearFaults => pause_us = pause_us.map(|(from, _)| (from, at_us)),
+            _ => {}
         }
         let taken = cluster.take_hits();
         let us = |at: Instant| at.saturating_duration_since(start).as_micros() as u64;
@@ -243,7 +250,7 @@ async fn run_round(
     let fin = read_back(&addrs, &keys, &events).await?;
     let mut check = checker::check(&events, &fin, o.check_budget);
     let mut availability = measure(&events, &hits, &leaders);
-    if let Some((from_us, to_us)) = switchover_us {
+    if let Some((from_us, to_us)) = pause_us {
         availability.write_gap_ms = write_pause_ms(&events, from_us, to_us);
     }
     journal_verdict(s, &addrs, start_unix_ms, &marks, &mut availability, &mut check).await;
