@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::checker::Violation;
 use super::nemesis;
-use super::scenario::{Fault, Scenario, Target};
+use super::scenario::{Fault, Scenario, Setup, Target};
 use crate::console::events::{self, EventView};
 
 /// How a scenario's first failover must be recorded.
@@ -18,6 +18,15 @@ pub struct Expected {
     pub required: bool,
     /// Cause prefixes allowed; `None`: anything but a planned switchover.
     pub causes: Option<&'static [&'static str]>,
+    /// A later record must have this cause (a failback once the old primary is back).
+    pub then: Option<&'static str>,
+}
+
+impl Expected {
+    /// How many records the journal must hold before the round can be judged.
+    pub fn records(&self) -> usize {
+        usize::from(self.required) + usize::from(self.then.is_some())
+    }
 }
 
 const CRASH_OR_TIMEOUT: &[&str] = &["crash", "heartbeat timeout"];
@@ -40,7 +49,8 @@ pub fn expected(s: &Scenario) -> Expected {
         Some(Fault::SlowDisk(Target::Primary)) => (true, Some(PROACTIVE_FSYNC)),
         _ => (false, None),
     };
-    Expected { required, causes }
+    let then = (s.setup == Setup::Failback).then_some("failback");
+    Expected { required, causes, then }
 }
 
 /// The journal's verdict on a round: the first record after the fault (oldest first in
@@ -72,15 +82,24 @@ pub fn judge(s: &Scenario, records: &[EventView]) -> (Option<String>, Option<f64
         ),
         events: Vec::new(),
     });
-    (Some(first.cause.clone()), first.mttr_ms.map(|m| m as f64), violation.into_iter().collect())
+    let mut violations: Vec<Violation> = violation.into_iter().collect();
+    if let Some(then) = want.then.filter(|t| !records[1..].iter().any(|r| r.cause.starts_with(t))) {
+        let later: Vec<&str> = records[1..].iter().map(|r| r.cause.as_str()).collect();
+        violations.push(Violation {
+            key: "journal".into(),
+            detail: format!("{}: no {then:?} record after the first failover (later: {later:?})", s.name),
+            events: Vec::new(),
+        });
+    }
+    (Some(first.cause.clone()), first.mttr_ms.map(|m| m as f64), violations)
 }
 
 /// Records elected at or after `since_unix_ms`, oldest first, read from the primary once
-/// they are complete (or after `deadline`, as they are). `Err` if none could be read.
+/// there are `wanted` and all are complete (or after `deadline`, as they are). `Err` if none could be read.
 pub async fn read(
     addrs: &[String],
     since_unix_ms: u64,
-    required: bool,
+    wanted: usize,
     deadline: Duration,
 ) -> Result<Vec<EventView>, String> {
     let end = Instant::now() + deadline;
@@ -93,8 +112,7 @@ pub async fn read(
                 list
             });
         }
-        let settled =
-            last.as_ref().is_ok_and(|l| l.iter().all(|e| e.first_commit_ms.is_some()) && (!l.is_empty() || !required));
+        let settled = last.as_ref().is_ok_and(|l| l.iter().all(|e| e.first_commit_ms.is_some()) && l.len() >= wanted);
         if settled || Instant::now() >= end {
             return last;
         }
@@ -153,5 +171,20 @@ mod tests {
             assert_eq!(shown.as_deref(), cause, "{name}");
             assert_eq!(mttr, cause.map(|_| 250.0), "{name}");
         }
+    }
+
+    /// A failback round needs the crash (or timeout) record and then a `failback` one.
+    #[test]
+    fn a_failback_round_needs_a_later_failback_record() {
+        let s = find("failback").expect("scenario");
+        assert_eq!(expected(s).records(), 2);
+        let pass = [record("crash: connection refused", Some(80)), record("failback", Some(5))];
+        assert_eq!(judge(s, &pass).2, Vec::new());
+        assert_eq!(judge(s, &pass).0.as_deref(), Some("crash: connection refused"));
+        for later in [vec![], vec![record("heartbeat timeout", None)]] {
+            let records: Vec<EventView> = std::iter::once(record("crash: x", Some(80))).chain(later).collect();
+            assert_eq!(judge(s, &records).2.len(), 1, "{records:?}");
+        }
+        assert_eq!(expected(find("kill-primary").expect("kill-primary")).records(), 1);
     }
 }

@@ -15,7 +15,7 @@ use super::history::{Action, Event};
 use super::journal;
 use super::nemesis::{self, LocalCluster, Testbed};
 use super::report;
-use super::scenario::{self, Scenario};
+use super::scenario::{self, Scenario, Setup, PREFERRED_PRIMARY};
 use super::workload::{self, Keys, WorkloadOptions};
 use super::{Availability, LeaderChange, Mark, Round};
 use crate::client::{text, Client};
@@ -85,7 +85,7 @@ pub async fn run(o: DrillOptions) -> anyhow::Result<bool> {
     let mut rounds: Vec<Round> = Vec::new();
     let mut skipped: Vec<(String, String)> = Vec::new();
     // Scenarios that need five nodes, or fault injection, get a cluster of their own.
-    let mut groups: Vec<((usize, bool), Vec<&Scenario>)> = Vec::new();
+    let mut groups: Vec<((usize, Setup), Vec<&Scenario>)> = Vec::new();
     for s in scenarios {
         if let Some(why) = s.unavailable {
             skipped.push((s.name.into(), format!("not available: {why}")));
@@ -99,22 +99,28 @@ pub async fn run(o: DrillOptions) -> anyhow::Result<bool> {
             skipped.push((s.name.into(), "not available on an external cluster".into()));
             continue;
         }
-        let key = (s.nodes.unwrap_or(o.nodes), s.needs_faults());
+        let key = (s.nodes.unwrap_or(o.nodes), s.setup);
         match groups.iter_mut().find(|g| g.0 == key) {
             Some(g) => g.1.push(s),
             None => groups.push((key, vec![s])),
         }
     }
-    for ((nodes, faults), group) in groups {
+    for ((nodes, setup), group) in groups {
         let mut cluster = if o.target.is_empty() {
-            let dir = o.data_dir.join(format!("cluster-{nodes}{}", if faults { "-faults" } else { "" }));
+            let dir = o.data_dir.join(format!("cluster-{nodes}-{setup:?}").to_lowercase());
             let _ = std::fs::remove_dir_all(&dir);
             let mut up = UpOptions::new(nodes, dir, free_base_port(), &o.mode);
             up.distinct_ips = true;
             let mut env = Vec::new();
-            if faults {
-                up.sections_extra = FAULTS_SECTIONS.into();
-                env.push((crate::faults::ENV_GUARD.to_string(), "1".to_string()));
+            match setup {
+                Setup::Plain => {}
+                Setup::Faults => {
+                    up.sections_extra = FAULTS_SECTIONS.into();
+                    env.push((crate::faults::ENV_GUARD.to_string(), "1".to_string()));
+                }
+                Setup::Failback => {
+                    up.cluster_extra = format!("preferred_primary = {PREFERRED_PRIMARY}\nfailback_quiet_ms = 1000\n");
+                }
             }
             Testbed::Local(LocalCluster::start(&up, exe.clone(), o.server_args.clone(), env).await?)
         } else {
@@ -173,6 +179,9 @@ async fn run_round(
     progress: &report::Progress,
 ) -> anyhow::Result<Round> {
     cluster.settle(Duration::from_secs(60)).await?;
+    if s.setup == Setup::Failback {
+        wait_preferred(cluster, Duration::from_secs(30)).await?;
+    }
     let addrs = cluster.addrs();
     let keys = Keys { prefix: format!("drill:{}:{}:{round}", o.seed, s.name), lists: 4, registers: 4, counters: 2 };
     let start = Instant::now();
@@ -270,8 +279,8 @@ async fn journal_verdict(
 ) {
     let Some(fault) = marks.iter().find(|m| m.kind == "fault") else { return };
     let since = start_unix_ms + fault.at_us / 1000;
-    let required = journal::expected(s).required;
-    match journal::read(addrs, since, required, Duration::from_secs(10)).await {
+    let wanted = journal::expected(s).records();
+    match journal::read(addrs, since, wanted, Duration::from_secs(10)).await {
         Ok(records) => {
             let (cause, mttr, violations) = journal::judge(s, &records);
             (a.journal_cause, a.journal_mttr_ms) = (cause, mttr);
@@ -283,6 +292,17 @@ async fn journal_verdict(
             events: Vec::new(),
         }),
     }
+}
+
+/// Waits until the preferred primary leads (a failback round starts from it).
+async fn wait_preferred(cluster: &Testbed, deadline: Duration) -> anyhow::Result<()> {
+    let Testbed::Local(c) = cluster else { return Ok(()) };
+    let end = Instant::now() + deadline;
+    while c.primary().await != Some(PREFERRED_PRIMARY) {
+        anyhow::ensure!(Instant::now() < end, "node {PREFERRED_PRIMARY} did not become primary within {deadline:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }
 
 /// A violation if leadership changed in a round whose scenario forbids it.

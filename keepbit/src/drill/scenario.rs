@@ -64,6 +64,20 @@ pub struct Step {
     pub fault: Fault,
 }
 
+/// What a scenario's cluster is started with; each kind gets a cluster of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setup {
+    /// The defaults.
+    Plain,
+    /// Fault injection allowed, short proactive switchover thresholds.
+    Faults,
+    /// Node [`PREFERRED_PRIMARY`] is `preferred_primary`, with a short `failback_quiet_ms`.
+    Failback,
+}
+
+/// The preferred primary of a [`Setup::Failback`] cluster.
+pub const PREFERRED_PRIMARY: u64 = 1;
+
 #[derive(Debug)]
 pub struct Scenario {
     pub name: &'static str,
@@ -75,6 +89,7 @@ pub struct Scenario {
     pub expect_unavailable: bool,
     /// Why the scenario cannot run yet, if it cannot.
     pub unavailable: Option<&'static str>,
+    pub setup: Setup,
 }
 
 impl Scenario {
@@ -85,12 +100,13 @@ impl Scenario {
     /// The nodes must start with fault injection allowed (and short proactive
     /// switchover thresholds), so the scenario gets a cluster of its own.
     pub fn needs_faults(&self) -> bool {
-        self.steps.iter().any(|s| matches!(s.fault, Fault::SlowDisk(_)))
+        self.setup == Setup::Faults
     }
 
     /// Runs only on a cluster the drill started (faults by PID or admin command).
     pub fn local_only(&self) -> bool {
-        self.steps.iter().any(|s| matches!(s.fault, Fault::SlowDisk(_) | Fault::CrashLoop(_)))
+        self.setup != Setup::Plain
+            || self.steps.iter().any(|s| matches!(s.fault, Fault::SlowDisk(_) | Fault::CrashLoop(_)))
     }
 
     /// No leadership change may happen during the round (a fault that must not cause a
@@ -110,6 +126,7 @@ const fn step(at_ms: u64, fault: Fault) -> Step {
 }
 
 use Fault::*;
+use Setup::*;
 use Target::*;
 
 pub const SCENARIOS: &[Scenario] = &[
@@ -120,6 +137,7 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: &[step(1000, Kill(Primary)), step(2500, Restart)],
         expect_unavailable: false,
         unavailable: None,
+        setup: Plain,
     },
     Scenario {
         name: "kill-standby",
@@ -128,6 +146,7 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: &[step(1000, Kill(Standby)), step(2500, Restart)],
         expect_unavailable: false,
         unavailable: None,
+        setup: Plain,
     },
     Scenario {
         name: "kill-majority",
@@ -136,6 +155,7 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: &[step(1000, Kill(Majority)), step(3000, Restart)],
         expect_unavailable: true,
         unavailable: None,
+        setup: Plain,
     },
     Scenario {
         name: "flap",
@@ -144,6 +164,7 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: &[step(1000, Kill(Primary)), step(1800, Kill(Primary)), step(3000, Restart)],
         expect_unavailable: true,
         unavailable: None,
+        setup: Plain,
     },
     Scenario {
         name: "pause-primary",
@@ -152,6 +173,7 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: &[step(1000, Pause(Primary)), step(4000, Resume)],
         expect_unavailable: false,
         unavailable: None,
+        setup: Plain,
     },
     Scenario {
         name: "pause-standby",
@@ -160,6 +182,7 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: &[step(1000, Pause(Standby)), step(3000, Resume)],
         expect_unavailable: false,
         unavailable: None,
+        setup: Plain,
     },
     Scenario {
         name: "partition-primary",
@@ -168,6 +191,7 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: &[step(1000, Isolate(Primary)), step(3500, Heal)],
         expect_unavailable: false,
         unavailable: None,
+        setup: Plain,
     },
     Scenario {
         name: "partition-halves",
@@ -176,6 +200,7 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: &[step(1000, Halves), step(3500, Heal)],
         expect_unavailable: false,
         unavailable: None,
+        setup: Plain,
     },
     Scenario {
         name: "partition-bridge",
@@ -184,6 +209,7 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: &[step(1000, Bridge), step(3500, Heal)],
         expect_unavailable: false,
         unavailable: None,
+        setup: Plain,
     },
     Scenario {
         name: "rolling-restart",
@@ -192,6 +218,7 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: &[step(1000, RollingRestart)],
         expect_unavailable: false,
         unavailable: None,
+        setup: Plain,
     },
     Scenario {
         name: "switchover",
@@ -200,6 +227,7 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: &[step(1000, Switchover)],
         expect_unavailable: false,
         unavailable: None,
+        setup: Plain,
     },
     Scenario {
         name: "slow-disk-primary",
@@ -208,6 +236,7 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: &[step(1000, SlowDisk(Primary)), step(4000, ClearFaults)],
         expect_unavailable: false,
         unavailable: None,
+        setup: Faults,
     },
     Scenario {
         name: "crash-loop",
@@ -216,6 +245,16 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: &[step(1000, CrashLoop(Standby))],
         expect_unavailable: false,
         unavailable: None,
+        setup: Plain,
+    },
+    Scenario {
+        name: "failback",
+        about: "kill -9 the preferred primary, restart it: leadership returns to it once it is back and quiet",
+        nodes: None,
+        steps: &[step(1000, Kill(Primary)), step(2000, Restart)],
+        expect_unavailable: false,
+        unavailable: None,
+        setup: Failback,
     },
 ];
 
@@ -241,6 +280,8 @@ mod tests {
         let crash = find("crash-loop").expect("crash-loop");
         assert!(!crash.needs_faults() && crash.local_only() && crash.forbids_failover());
         assert!(!find("kill-standby").expect("kill-standby").forbids_failover());
+        let failback = find("failback").expect("failback");
+        assert!(failback.setup == Setup::Failback && failback.local_only() && !failback.needs_faults());
         assert!(find("nope").is_none());
     }
 }
