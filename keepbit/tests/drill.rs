@@ -109,6 +109,9 @@ fn every_scenario_passes_on_a_healthy_cluster() {
         "partition-bridge",
         "rolling-restart",
         "switchover",
+        "slow-disk-primary",
+        "crash-loop",
+        "failback",
     ] {
         assert!(text.contains(&format!("\"{s}\"")), "scenario {s} missing from the report: {out}");
     }
@@ -120,6 +123,10 @@ fn every_scenario_passes_on_a_healthy_cluster() {
         assert!(r["availability"]["journal_mttr_ms"].as_f64().is_some_and(|m| m > 0.0), "{r}");
     }
     assert!(out.contains("kill-primary #1: journal "), "{out}");
+    // A slow disk on the primary is moved off by the proactive switchover, nothing else.
+    for r in rounds.iter().filter(|r| r["scenario"] == "slow-disk-primary") {
+        assert_eq!(r["availability"]["journal_cause"], "proactive: fsync", "{r}");
+    }
     assert!(dir.join("html").join("index.html").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
