@@ -93,7 +93,8 @@ enum CliCommand {
 struct DrillArgs {
     /// Scenario to run (repeatable), or `all`: kill-primary, kill-standby, kill-majority,
     /// flap, pause-primary, pause-standby, partition-primary, partition-halves,
-    /// partition-bridge, rolling-restart, switchover.
+    /// partition-bridge, rolling-restart, switchover, slow-disk-primary, crash-loop, failback
+    /// (the last three only on the cluster the drill starts).
     #[arg(long = "scenario", default_value = "all")]
     scenarios: Vec<String>,
     /// Rounds per scenario.
