@@ -43,6 +43,7 @@ pub mod error;
 pub mod faults;
 pub mod glob;
 pub mod health;
+pub mod html;
 pub mod machine;
 pub mod memory;
 pub mod metrics;

@@ -1,17 +1,15 @@
 //! The drill's HTML report, rendered by a real browser: headless Chromium loads the
 //! written `index.html` and we inspect the DOM it built and the screenshot it took.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod support;
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use keepbit::drill::checker::{CheckReport, Violation};
 use keepbit::drill::history::{Action, Event, Outcome};
 use keepbit::drill::{report, Availability, LeaderChange, Mark, Round};
-
-/// Chromium gets this long per page before it is killed and the test fails.
-const CHROMIUM_DEADLINE: Duration = Duration::from_secs(60);
+use support::chromium;
 
 /// A key with markup in it: it must reach the page as text, not as elements.
 const LOST_KEY: &str = "orders:<eu>&\"7\"";
@@ -21,11 +19,7 @@ const FAULT: &str = "kill -9 node 1 (primary)";
 /// label and the lost write (its key still escaped text), and paints a real screenshot.
 #[test]
 fn report_renders_in_headless_chromium_with_a_timeline_per_round() {
-    let Some(chromium) = find_chromium() else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("chromium is required in CI: .ci/run installs it");
-        }
-        eprintln!("note: chromium not found on PATH; skipping the browser rendering test");
+    let Some(chromium) = chromium::find_or_skip("the browser rendering test") else {
         return;
     };
     let dir = fresh_dir();
@@ -36,7 +30,8 @@ fn report_renders_in_headless_chromium_with_a_timeline_per_round() {
     assert_eq!(json["rounds"].as_array().map(Vec::len), Some(2));
     assert_eq!(json["rounds"][0]["events"]["total"], 300);
 
-    let dom = dump_dom(&chromium, &dir, &index);
+    let url = format!("file://{}", index.display());
+    let dom = chromium::dump_dom(&chromium, &dir, "dom", &url);
     assert_eq!(dom.matches("<svg").count(), 2, "one timeline per round");
     assert!(dom.contains(&format!(">{FAULT}</text>")), "fault label on the timeline");
     assert!(dom.contains("Lost writes (1)"));
@@ -45,80 +40,11 @@ fn report_renders_in_headless_chromium_with_a_timeline_per_round() {
     assert!(!dom.contains("<eu>"), "key markup must not become an element");
     assert!(dom.contains("term 3 → node 2") && dom.contains("term 2 → none"));
 
-    let png = screenshot(&chromium, &dir, &index);
-    let bytes = std::fs::read(&png).expect("screenshot written");
+    let bytes = chromium::screenshot(&chromium, &dir, "shot", &url);
     assert!(bytes.starts_with(b"\x89PNG"), "screenshot is a PNG");
     assert!(bytes.len() > 5_000, "screenshot is {} bytes: blank page?", bytes.len());
 
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn dump_dom(chromium: &Path, dir: &Path, index: &Path) -> String {
-    let out = dir.join("dom.html");
-    let url = format!("file://{}", index.display());
-    let status = run_chromium(chromium, dir, "dom", &["--dump-dom", &url], &out);
-    assert!(status.success(), "chromium --dump-dom failed: {status}; see {}", dir.display());
-    std::fs::read_to_string(&out).expect("dumped DOM")
-}
-
-fn screenshot(chromium: &Path, dir: &Path, index: &Path) -> PathBuf {
-    let png = dir.join("report.png");
-    let url = format!("file://{}", index.display());
-    let shot = format!("--screenshot={}", png.display());
-    let args = [shot.as_str(), "--window-size=1400,2000", "--hide-scrollbars", &url];
-    let status = run_chromium(chromium, dir, "shot", &args, &dir.join("shot.out"));
-    assert!(status.success(), "chromium --screenshot failed: {status}; see {}", dir.display());
-    png
-}
-
-/// Runs headless Chromium with a fresh profile, stdout to `stdout`, and kills it if it
-/// outlives [`CHROMIUM_DEADLINE`] (a hung browser must not hang the test run).
-fn run_chromium(chromium: &Path, dir: &Path, name: &str, args: &[&str], stdout: &Path) -> ExitStatus {
-    let profile = dir.join(format!("profile-{name}"));
-    let stderr = dir.join(format!("{name}.stderr"));
-    let mut child = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(File::create(stdout).expect("stdout file"))
-        .stderr(File::create(&stderr).expect("stderr file"))
-        .spawn()
-        .expect("spawn chromium");
-    wait_with_deadline(&mut child, CHROMIUM_DEADLINE).unwrap_or_else(|| {
-        let log = std::fs::read_to_string(&stderr).unwrap_or_default();
-        panic!("chromium ({name}) still running after {CHROMIUM_DEADLINE:?}; killed. stderr:\n{log}")
-    })
-}
-
-/// The child's exit status, or `None` after killing it at the deadline.
-fn wait_with_deadline(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
-    let start = Instant::now();
-    while start.elapsed() < deadline {
-        if let Some(status) = child.try_wait().expect("poll chromium") {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
-}
-
-fn find_chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
-        .find(|candidate| candidate.is_file())
 }
 
 fn fresh_dir() -> PathBuf {
@@ -211,6 +137,7 @@ fn round(scenario: &str, number: u32, lost: Vec<Violation>) -> Round {
             phantom: Vec::new(),
             nonlinearizable: Vec::new(),
             journal: Vec::new(),
+            leadership: Vec::new(),
             undecided: Vec::new(),
             keys_checked: 5,
         },

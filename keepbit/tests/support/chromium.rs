@@ -1,5 +1,5 @@
-//! Headless Chromium for tests that render a page (the same flags and deadline as
-//! `tests/drill_report.rs`): a fresh profile per run, no background networking, and a
+//! Headless Chromium for tests that render a page (the dashboard, the drill report): a
+//! fresh profile per run, no background networking, and a
 //! browser that outlives its deadline is killed by PID and fails the test.
 
 use std::fs::File;

@@ -2,22 +2,7 @@
 
 use super::*;
 
-/// Escapes text for HTML element content and quoted attribute values (inline SVG
-/// included, since the HTML parser reads it).
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::html::escape;
 
 /// Operations completed within one timeline bucket, by outcome.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

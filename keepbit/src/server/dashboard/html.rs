@@ -23,21 +23,7 @@ tr.primary td:first-child{font-weight:bold}.track{fill:#eee}.lag{fill:#e08a00}\
 .outage{fill:#f3c3c3}.mark{fill:#c0262d}.mark.restart{fill:#777}.mark.planned_switchover{fill:#2a6fd6}\
 .axis{stroke:#999}svg text{font:12px system-ui,sans-serif;fill:#222}";
 
-/// Escapes `text` for HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::html::escape;
 
 /// `HH:MM:SS.mmm` (UTC) of a Unix time in milliseconds.
 pub fn clock_time(unix_ms: u64) -> String {
