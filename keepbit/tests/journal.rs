@@ -254,8 +254,24 @@ fn an_isolated_primary_is_journaled_as_a_partition() {
     let c = TestCluster::start(ClusterOptions { ips: IPS.map(String::from).to_vec(), ..Default::default() });
     let first = initial_record(&c);
     let old = c.wait_primary(DEADLINE);
+    let status = |id: u64, path: &str| c.node(id).http(path).map(|(code, _)| code);
+    support::wait_for("the endpoints to name the primary", DEADLINE, || {
+        c.ids().iter().all(|&id| match id == old {
+            true => status(id, "/primary") == Some(200),
+            false => status(id, "/replica") == Some(200) && status(id, "/primary") == Some(503),
+        })
+    });
     let partition = Partition::isolate(&c, old);
     let r = failover_record(&c, old, first.term, "partition (no quorum)");
+    // On the majority side the endpoints follow the new primary; the cut-off one stops
+    // claiming to be primary (its lease has run out), if it can be asked at all.
+    let third = c.ids().into_iter().find(|&id| id != old && id != r.new_primary).expect("a third node");
+    support::wait_for("the endpoints to follow the failover", DEADLINE, || {
+        status(r.new_primary, "/primary") == Some(200)
+            && status(third, "/replica") == Some(200)
+            && status(third, "/primary") == Some(503)
+            && status(old, "/primary") != Some(200)
+    });
     partition.heal();
     assert_eq!(agreed_newest(&c, &c.ids(), first.term), r, "the healed node has the same newest record");
 }
